@@ -1,0 +1,46 @@
+// Child side of namespaces. The pid, net, ipc, mount and uts namespaces come from clone()'s
+// flags (and the user namespace too when the host is not root); what is left for the child:
+// private mount propagation, the scratch mount, and, for a root host, shedding root before it
+// enters its own user namespace (a worker never runs as the host's uid 0).
+
+#include <grp.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "internal/child_plan.h"
+
+namespace pio::sandbox {
+
+int setup_mounts_child(const ChildPlan& plan) {
+  // Nothing mounted in the worker's namespace may propagate back to the host.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
+  constexpr unsigned long kFlags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  if (plan.scratch_tmpfs_options != nullptr) {
+    if (mount("pio-scratch", plan.scratch_dir, "tmpfs", kFlags, plan.scratch_tmpfs_options) != 0) {
+      return errno;
+    }
+  } else if (plan.scratch_bind_noexec) {
+    if (mount(plan.scratch_dir, plan.scratch_dir, nullptr, MS_BIND, nullptr) != 0) return errno;
+    if (mount(nullptr, plan.scratch_dir, nullptr, MS_REMOUNT | MS_BIND | kFlags, nullptr) != 0) {
+      return errno;
+    }
+  }
+  return 0;
+}
+
+int drop_identity_child(uid_t uid, gid_t gid) {
+  if (setgroups(0, nullptr) != 0) return errno;
+  if (setresgid(gid, gid, gid) != 0) return errno;
+  if (setresuid(uid, uid, uid) != 0) return errno;
+  return 0;
+}
+
+int unshare_user_child() {
+  if (unshare(CLONE_NEWUSER) != 0) return errno;
+  return 0;
+}
+
+}  // namespace pio::sandbox
