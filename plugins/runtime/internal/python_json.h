@@ -1,0 +1,16 @@
+#pragma once
+// JSON text exactly as Python's json.dumps(value, ensure_ascii=False) writes it, which is what the
+// `tojson` filter of Hugging Face chat templates produces: ", " and ": " separators, keys in the
+// order given, non-ASCII left as is, control characters as \u00xx, floats as Python's repr.
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace pio::runtime::internal {
+
+// Keys come out in the order `value` holds them: pass an ordered_json parsed from the caller's
+// text, or the output will not match a template rendered from that same text.
+void append_python_json(const nlohmann::ordered_json& value, std::string& out);
+
+}  // namespace pio::runtime::internal
