@@ -55,6 +55,11 @@ int landlock_abi_version() {
   return v < 0 ? 0 : static_cast<int>(v);
 }
 
+// Read-write: everything but device ioctls and executing what was written.
+uint64_t landlock_read_write_rights(int abi) {
+  return fs_rights_for_abi(abi) & ~(kIoctlDev | kExecute);
+}
+
 Result<LandlockRuleset> build_landlock_ruleset(int abi, const LandlockPaths& paths,
                                                bool deny_tcp) {
   if (abi <= 0) return unimplemented_error("landlock: not available on this kernel");
@@ -101,7 +106,7 @@ Result<LandlockRuleset> build_landlock_ruleset(int abi, const LandlockPaths& pat
   for (const auto& p : paths.read_only) PIO_RETURN_IF_ERROR(add(p, ro));
   for (const auto& p : paths.read_exec) PIO_RETURN_IF_ERROR(add(p, ro | kExecute));
   // Read-write: everything but device ioctls and executing what was written.
-  for (const auto& p : paths.read_write) PIO_RETURN_IF_ERROR(add(p, handled & ~(kIoctlDev | kExecute)));
+  for (const auto& p : paths.read_write) PIO_RETURN_IF_ERROR(add(p, landlock_read_write_rights(abi)));
   for (const auto& p : paths.devices) {
     PIO_RETURN_IF_ERROR(add(p, kReadFile | kWriteFile | kIoctlDev));
   }

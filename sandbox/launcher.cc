@@ -372,6 +372,11 @@ Result<std::shared_ptr<Worker>> WorkerLauncher::spawn(const CompiledPolicy& comp
   plan.fds[kSlotArena] = request.arena_fd;
   plan.fds[kSlotStage2] = network ? cp.stage2_network.get() : cp.stage2_no_network.get();
   plan.fds[kSlotLandlock] = ruleset.get();
+  if (ruleset && (ns_flags & CLONE_NEWNS) &&
+      std::find(policy.filesystem.read_write.begin(), policy.filesystem.read_write.end(),
+                "$SCRATCH") != policy.filesystem.read_write.end()) {
+    plan.landlock_scratch_rights = landlock_read_write_rights(cp.landlock_abi);
+  }
   plan.no_new_privs = true;
   plan.stage1 = cp.stage1.empty() ? nullptr : &cp.stage1_prog;
 

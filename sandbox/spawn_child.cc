@@ -57,7 +57,8 @@ int spawn_child_main(void* arg) {
   }
   if (chdir(plan->scratch_dir) != 0) fail(plan, SpawnStep::kChdir, errno);
   if (plan->fds[kSlotLandlock] >= 0) {
-    if (int err = landlock_restrict_child(kSlotLandlock); err != 0) {
+    if (int err = landlock_restrict_child(kSlotLandlock, plan->scratch_dir,
+                                                 plan->landlock_scratch_rights); err != 0) {
       fail(plan, SpawnStep::kLandlock, err);
     }
     close(kSlotLandlock);

@@ -44,9 +44,10 @@ WorkerExit classify_exit(int code, int status, std::chrono::microseconds cpu_tim
   } else {
     e.exit_code = status;
   }
-  const bool cpu_spent =
-      context.cpu_limit_seconds > 0 &&
-      cpu_time >= std::chrono::seconds(context.cpu_limit_seconds) - std::chrono::milliseconds(50);
+  // The kernel checks RLIMIT_CPU on scheduler ticks and counts slightly differently from
+  // rusage; 90% of the limit spent is proof enough that the limit was what killed it.
+  const bool cpu_spent = context.cpu_limit_seconds > 0 &&
+                         cpu_time * 10 >= std::chrono::seconds(context.cpu_limit_seconds) * 9;
   if (signaled && status == SIGSYS) {
     e.kind = ExitKind::kSeccompViolation;
   } else if (signaled && status == SIGKILL && counters.oom_kills > 0) {

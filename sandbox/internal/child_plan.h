@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <cstdint>
+
 namespace pio::sandbox {
 
 enum class SpawnStep : int {
@@ -54,6 +56,8 @@ struct ChildPlan {
   int rlimit_count = 0;
 
   int fds[kSlotCount] = {-1, -1, -1, -1, -1, -1, -1};
+
+  uint64_t landlock_scratch_rights = 0;  // rule the child adds for its scratch mount
 
   bool no_new_privs = true;
   const sock_fprog* stage1 = nullptr;

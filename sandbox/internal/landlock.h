@@ -33,7 +33,12 @@ struct LandlockRuleset {
 // exist are skipped; a path that exists but cannot be opened is an error naming it.
 Result<LandlockRuleset> build_landlock_ruleset(int abi, const LandlockPaths& paths, bool deny_tcp);
 
-// Child side (async-signal-safe): restricts the calling process. Returns 0 or an errno.
-int landlock_restrict_child(int ruleset_fd);
+// The rights a read-write path gets under `abi` (for the child's scratch rule).
+uint64_t landlock_read_write_rights(int abi);
+
+// Child side (async-signal-safe): adds a rule for `scratch_dir` with `scratch_rights` (the
+// scratch dir is a mount made in the child's own mount namespace, which a rule on the host's
+// directory underneath does not reach), then restricts the calling process. 0 or an errno.
+int landlock_restrict_child(int ruleset_fd, const char* scratch_dir, uint64_t scratch_rights);
 
 }  // namespace pio::sandbox
