@@ -232,6 +232,14 @@ Result<TensorView> validate_tensor_desc(const wire::TensorDesc* desc, wire::Ring
                                  offset, length, ring_name(ring), bounds.ring_offset, ring_end));
   }
 
+  // The arena is page-aligned, so an aligned offset gives the host an aligned pointer: readers
+  // (and vector loads) may then treat the bytes as elements.
+  if (offset % dtype_size(dtype) != 0) {
+    return bad_field(shown, "offset",
+                     fmt::format("{} is not a multiple of the {}-byte {} element", offset,
+                                 dtype_size(dtype), dtype_name(dtype)));
+  }
+
   TensorView view;
   view.name.assign(raw_name);
   view.dtype = dtype;

@@ -300,6 +300,15 @@ TEST_F(TensorViewTest, RejectsALengthThatWrapsOffsetBackIntoTheRing) {
   expect_rejected(raw, "offset", "not inside ring");
 }
 
+TEST_F(TensorViewTest, RejectsAnOffsetNotAlignedToTheElementSize) {
+  RawDesc raw;
+  raw.offset = kRingOffset + 2;
+  expect_rejected(raw, "offset", "4098 is not a multiple of the 4-byte F32 element");
+  raw.dtype = static_cast<uint8_t>(DType::I16);
+  raw.length = 12;
+  EXPECT_TRUE(validate(raw).ok());
+}
+
 TEST_F(TensorViewTest, WhatBuildTensorDescWritesValidates) {
   auto ring = ShmRing::create(kRingOffset, kRingSize);
   ASSERT_TRUE(ring.ok());

@@ -76,7 +76,8 @@ struct TensorView {
 // handles, see cuda_ipc.h) or CUDA handles on a CPU tensor; an unknown ring or a ring other than
 // `expected_ring`; an unknown dtype; rank above limits.max_rank; a negative dimension; a shape
 // whose byte size overflows or differs from `length`; a byte range not inside the ring (checked
-// without overflow, whatever offset and length say).
+// without overflow, whatever offset and length say); an offset that is not a multiple of the
+// element size (the arena's mapping is page-aligned, so `data` is then aligned for the dtype).
 Result<TensorView> validate_tensor_desc(const wire::TensorDesc* desc, wire::Ring expected_ring,
                                         const RegionBounds& bounds,
                                         const TensorDescLimits& limits = {});
