@@ -57,6 +57,11 @@ Result<Channel> Channel::create(UniqueFd socket, const ShmArena& arena, const Ar
     return invalid_argument_error(fmt::format(
         "Channel::create: layout needs {} bytes, arena has {}", layout.total_size(), arena.size()));
   }
+  // Room for the largest packet either way (the default buffer, ~208 KiB, caps a SEQPACKET
+  // packet below the limit). Best effort: the kernel clamps to net.core.wmem_max/rmem_max.
+  const int buffer = static_cast<int>(std::min<size_t>(options.limits.max_bytes * 2 + 65536, 1 << 30));
+  (void)setsockopt(socket.get(), SOL_SOCKET, SO_SNDBUF, &buffer, sizeof(buffer));
+  (void)setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
   const auto& cfg = layout.config();
   std::byte* h2w = arena.data() + layout.lane_host_to_worker().offset;
   std::byte* w2h = arena.data() + layout.lane_worker_to_host().offset;
