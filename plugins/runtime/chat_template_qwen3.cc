@@ -100,7 +100,7 @@ Status append_tool_calls(size_t index, const Json& calls, std::string_view conte
     if (arguments->is_string()) {
       out += arguments->get_ref<const std::string&>();  // already JSON text: written as given
     } else {
-      internal::append_python_json(*arguments, out);
+      PIO_RETURN_IF_ERROR(internal::append_python_json(*arguments, out).with_context("tool_calls arguments"));
     }
     out += "}\n</tool_call>";
   }
@@ -159,7 +159,7 @@ Result<std::string> render_qwen3_chat(const nlohmann::ordered_json& messages_jso
     out += kToolsPreamble;
     for (const auto& tool : tools) {
       out += '\n';
-      internal::append_python_json(tool, out);
+      PIO_RETURN_IF_ERROR(internal::append_python_json(tool, out).with_context("tools"));
     }
     out += kToolsPostamble;
   } else if (first_is_system) {

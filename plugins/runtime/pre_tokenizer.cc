@@ -9,6 +9,9 @@ namespace {
 constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
+// Real files nest one Sequence; the bound keeps a hostile file from exhausting the stack.
+constexpr int kMaxNesting = 8;
+
 // Reads an optional boolean field, with the default the reference implementation uses.
 Result<bool> bool_field(const nlohmann::json& object, const char* name, bool fallback) {
   const auto it = object.find(name);
@@ -24,7 +27,7 @@ Result<bool> bool_field(const nlohmann::json& object, const char* name, bool fal
 Result<PreTokenizer> PreTokenizer::from_json(const nlohmann::json& config) {
   PreTokenizer pre;
   bool byte_level = false;
-  PIO_RETURN_IF_ERROR(pre.add(config, byte_level));
+  PIO_RETURN_IF_ERROR(pre.add(config, byte_level, 0));
   if (!byte_level) {
     return invalid_argument_error(
         "pre_tokenizer has no ByteLevel step: only byte-level BPE tokenizers are supported");
@@ -32,8 +35,12 @@ Result<PreTokenizer> PreTokenizer::from_json(const nlohmann::json& config) {
   return pre;
 }
 
-Status PreTokenizer::add(const nlohmann::json& config, bool& byte_level) {
+Status PreTokenizer::add(const nlohmann::json& config, bool& byte_level, int depth) {
   if (config.is_null()) return ok_status();
+  if (depth > kMaxNesting) {
+    return invalid_argument_error("pre_tokenizer Sequences are nested more than " +
+                                  std::to_string(kMaxNesting) + " deep");
+  }
   if (!config.is_object() || !config.contains("type") || !config["type"].is_string()) {
     return invalid_argument_error("pre_tokenizer entry has no \"type\"");
   }
@@ -43,7 +50,7 @@ Status PreTokenizer::add(const nlohmann::json& config, bool& byte_level) {
     if (it == config.end() || !it->is_array()) {
       return invalid_argument_error("pre_tokenizer Sequence has no \"pretokenizers\" array");
     }
-    for (const auto& step : *it) PIO_RETURN_IF_ERROR(add(step, byte_level));
+    for (const auto& step : *it) PIO_RETURN_IF_ERROR(add(step, byte_level, depth + 1));
     return ok_status();
   }
   if (type == "ByteLevel") {

@@ -87,39 +87,41 @@ void append_float(double v, std::string& out) {
   }
 }
 
-}  // namespace
-
-void append_python_json(const nlohmann::ordered_json& value, std::string& out) {
+Status append_value(const nlohmann::ordered_json& value, int depth, std::string& out) {
+  if (depth > kMaxPythonJsonDepth) {
+    return invalid_argument_error("JSON value nested more than " + std::to_string(kMaxPythonJsonDepth) +
+                                  " deep");
+  }
   switch (value.type()) {
     case nlohmann::ordered_json::value_t::null:
     case nlohmann::ordered_json::value_t::discarded:
       out += "null";
-      return;
+      return ok_status();
     case nlohmann::ordered_json::value_t::boolean:
       out += value.get<bool>() ? "true" : "false";
-      return;
+      return ok_status();
     case nlohmann::ordered_json::value_t::number_integer:
       out += std::to_string(value.get<int64_t>());
-      return;
+      return ok_status();
     case nlohmann::ordered_json::value_t::number_unsigned:
       out += std::to_string(value.get<uint64_t>());
-      return;
+      return ok_status();
     case nlohmann::ordered_json::value_t::number_float:
       append_float(value.get<double>(), out);
-      return;
+      return ok_status();
     case nlohmann::ordered_json::value_t::string:
       append_string(value.get_ref<const std::string&>(), out);
-      return;
+      return ok_status();
     case nlohmann::ordered_json::value_t::array: {
       out.push_back('[');
       bool first = true;
       for (const auto& item : value) {
         if (!first) out += ", ";
         first = false;
-        append_python_json(item, out);
+        PIO_RETURN_IF_ERROR(append_value(item, depth + 1, out));
       }
       out.push_back(']');
-      return;
+      return ok_status();
     }
     case nlohmann::ordered_json::value_t::object: {
       out.push_back('{');
@@ -129,16 +131,21 @@ void append_python_json(const nlohmann::ordered_json& value, std::string& out) {
         first = false;
         append_string(key, out);
         out += ": ";
-        append_python_json(item, out);
+        PIO_RETURN_IF_ERROR(append_value(item, depth + 1, out));
       }
       out.push_back('}');
-      return;
+      return ok_status();
     }
     case nlohmann::ordered_json::value_t::binary:
-      // Python has no JSON form for bytes; a template would fail the same way.
-      out += "null";
-      return;
+      break;
   }
+  return invalid_argument_error("binary values have no JSON text form");
+}
+
+}  // namespace
+
+Status append_python_json(const nlohmann::ordered_json& value, std::string& out) {
+  return append_value(value, 0, out);
 }
 
 }  // namespace pio::runtime::internal

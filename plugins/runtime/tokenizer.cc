@@ -24,8 +24,13 @@ using internal::UnicodeNormalizer;
 
 namespace {
 
-// Ids index dense tables; a file claiming larger ones is refused rather than allocated for.
-constexpr int64_t kMaxTokenId = (1 << 24) - 1;
+// Ids index dense tables; a file claiming larger ones is refused rather than allocated for. The
+// largest real vocabularies have about 260k entries.
+constexpr int64_t kMaxTokenId = (1 << 22) - 1;
+// Real files number their tokens 0..n-1; a few gaps are fine, a table mostly made of gaps is not.
+constexpr size_t kMaxUnusedIds = 1 << 16;
+// Real files nest one Sequence; the bound keeps a hostile file from exhausting the stack.
+constexpr int kMaxNesting = 8;
 
 Result<int32_t> token_id(const nlohmann::json& value, std::string_view what) {
   if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > kMaxTokenId) {
@@ -35,8 +40,9 @@ Result<int32_t> token_id(const nlohmann::json& value, std::string_view what) {
   return static_cast<int32_t>(value.get<int64_t>());
 }
 
-Result<NormalForm> parse_normalizer(const nlohmann::json& config) {
+Result<NormalForm> parse_normalizer(const nlohmann::json& config, int depth = 0) {
   if (config.is_null()) return NormalForm::kNone;
+  if (depth > kMaxNesting) return invalid_argument_error("normalizer Sequences are nested too deep");
   if (!config.is_object() || !config.contains("type") || !config["type"].is_string()) {
     return invalid_argument_error("normalizer has no \"type\"");
   }
@@ -51,7 +57,7 @@ Result<NormalForm> parse_normalizer(const nlohmann::json& config) {
       return invalid_argument_error("normalizer Sequence has no \"normalizers\" array");
     }
     if (it->empty()) return NormalForm::kNone;
-    if (it->size() == 1) return parse_normalizer((*it)[0]);
+    if (it->size() == 1) return parse_normalizer((*it)[0], depth + 1);
     return unimplemented_error("normalizer Sequence of several steps is not supported");
   }
   return unimplemented_error("normalizer type \"" + type + "\" is not supported");
@@ -205,6 +211,11 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text) {
     for (const auto& [text, id] : state->bpe.vocab()) limit = std::max(limit, id + 1);
     for (const auto* list : {&raw, &normalized}) {
       for (const auto& token : *list) limit = std::max(limit, token.id + 1);
+    }
+    const size_t entries = state->bpe.vocab().size() + raw.size() + normalized.size();
+    if (static_cast<size_t>(limit) > entries + kMaxUnusedIds) {
+      return invalid_argument_error("token ids go up to " + std::to_string(limit - 1) + " for only " +
+                                    std::to_string(entries) + " tokens");
     }
     state->bytes_by_id.assign(static_cast<size_t>(limit), std::string());
     state->special_by_id.assign(static_cast<size_t>(limit), false);

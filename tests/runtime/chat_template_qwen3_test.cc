@@ -121,6 +121,16 @@ TEST(Qwen3ChatTemplate, RefusesMessagesItCannotRender) {
   EXPECT_FALSE(render(R"([{"role": "user", "content": "q"}])", R"({"not": "an array"})").ok());
 }
 
+TEST(Qwen3ChatTemplate, RefusesToolJsonNestedTooDeep) {
+  Json deep = "leaf";
+  for (int i = 0; i < 100000; ++i) deep = Json::array({std::move(deep)});
+  const auto rendered = render_qwen3_chat(Json::parse(R"([{"role": "user", "content": "q"}])"),
+                                          Json::array({std::move(deep)}), {});
+  ASSERT_FALSE(rendered.ok());
+  EXPECT_EQ(rendered.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(rendered.status().message().find("nested"), std::string::npos) << rendered.status().to_string();
+}
+
 TEST(Qwen3ChatTemplate, TreatsNullContentAsEmpty) {
   const auto rendered = render(R"([{"role": "user", "content": "q"},
       {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": {}}}]}])");

@@ -198,6 +198,8 @@ TEST(Tokenizer, RefusesMalformedFilesWithAClearError) {
       {"negative id", with("/model/vocab/a", -4), ErrorCode::kInvalidArgument, "\"a\""},
       {"huge id", with("/model/vocab/a", 1LL << 40), ErrorCode::kInvalidArgument, "\"a\""},
       {"string id", with("/model/vocab/a", "0"), ErrorCode::kInvalidArgument, "\"a\""},
+      {"ids mostly gaps", with("/model/vocab/a", 4'000'000), ErrorCode::kInvalidArgument,
+       "token ids go up to 4000000"},
       {"bad regex",
        with("/pre_tokenizer",
             {{"type", "Sequence"},
@@ -222,6 +224,18 @@ TEST(Tokenizer, RefusesMalformedFilesWithAClearError) {
     EXPECT_NE(tokenizer.status().message().find(c.message_part), std::string::npos)
         << c.name << ": " << tokenizer.status().to_string();
   }
+}
+
+TEST(Tokenizer, RefusesPreTokenizersNestedTooDeep) {
+  nlohmann::json step = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}};
+  for (int i = 0; i < 10000; ++i) {
+    step = {{"type", "Sequence"}, {"pretokenizers", nlohmann::json::array({std::move(step)})}};
+  }
+  auto doc = tiny_tokenizer();
+  doc["pre_tokenizer"] = std::move(step);
+  const auto tokenizer = load(doc);
+  ASSERT_FALSE(tokenizer.ok());
+  EXPECT_NE(tokenizer.status().message().find("nested"), std::string::npos) << tokenizer.status().to_string();
 }
 
 TEST(Tokenizer, FromFileNamesTheMissingFile) {

@@ -22,7 +22,7 @@ class PreTokenizer {
   Status split(std::string_view text, std::vector<std::string_view>& pieces) const;
 
  private:
-  Status add(const nlohmann::json& config, bool& byte_level);
+  Status add(const nlohmann::json& config, bool& byte_level, int depth);
 
   std::vector<RegexSplitter> splitters_;
 };

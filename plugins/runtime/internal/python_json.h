@@ -7,10 +7,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pio/ipc/status.h"
+
 namespace pio::runtime::internal {
 
 // Keys come out in the order `value` holds them: pass an ordered_json parsed from the caller's
-// text, or the output will not match a template rendered from that same text.
-void append_python_json(const nlohmann::ordered_json& value, std::string& out);
+// text, or the output will not match a template rendered from that same text. Values nested more
+// than kMaxPythonJsonDepth deep (request bodies are untrusted) and binary values (JSON text has
+// none) are refused.
+constexpr int kMaxPythonJsonDepth = 128;
+Status append_python_json(const nlohmann::ordered_json& value, std::string& out);
 
 }  // namespace pio::runtime::internal
