@@ -182,7 +182,9 @@ Status Channel::receive(InboundMessage* out, Deadline deadline) {
 Result<bool> Channel::try_receive(InboundMessage* out) {
   std::lock_guard lock(receive_mu_);
   if (broken()) return failed_precondition_error("channel is broken after a protocol violation");
-  return try_receive_locked(out);
+  PIO_ASSIGN_OR_RETURN(bool got, try_receive_locked(out));
+  if (!got && peer_closed_) return unavailable_error("the peer closed the control channel");
+  return got;
 }
 
 Result<bool> Channel::arm_wakeup() {
@@ -192,7 +194,9 @@ Result<bool> Channel::arm_wakeup() {
   Result<bool> waiting = reader_.has_message();
   if (!waiting.ok()) return fail(waiting.status());
   if (*waiting) reader_.withdraw_sleeping();
-  return *waiting || !socket_inbox_.empty() || peer_closed_;
+  // A packet in the inbox without its marker yet is not a reason to skip the wait: the marker's
+  // publication will wake us.
+  return *waiting || peer_closed_;
 }
 
 Status Channel::drain_socket() {

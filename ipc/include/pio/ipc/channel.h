@@ -90,12 +90,13 @@ class Channel {
   // not verify (the channel is then broken).
   Status receive(InboundMessage* out, Deadline deadline);
 
-  // Non-blocking receive: false when nothing is waiting. For event loops: after it returns false,
+  // Non-blocking receive: false when nothing is waiting, unavailable once the peer has closed and
+  // everything it sent was read. For event loops: after it returns false,
   // call arm_wakeup(), and if that returns false wait for the socket to be readable, then call
   // drain_socket() and try again.
   Result<bool> try_receive(InboundMessage* out);
   // Announces that this side is about to wait on the socket. Returns true if a message arrived in
-  // the meantime (do not wait then).
+  // the meantime or the peer closed (do not wait then: call try_receive again).
   Result<bool> arm_wakeup();
   // Reads what the socket holds (wake packets, large messages) without blocking.
   Status drain_socket();
