@@ -16,9 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   pio::Result<Qwen3Config> config = parse_qwen3_config(text, "fuzz/config.json");
   if (config.ok()) {
     const Qwen3Config& c = *config;
-    for (int64_t v : {c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers,
-                      c.num_attention_heads, c.num_key_value_heads, c.head_dim,
-                      c.max_position_embeddings}) {
+    for (int64_t v :
+         {c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers,
+          c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.max_position_embeddings}) {
       PIO_CHECK(v >= 1 && v <= kMaxConfigDimension);
     }
     PIO_CHECK(c.num_attention_heads % c.num_key_value_heads == 0);

@@ -15,11 +15,10 @@ namespace fs = std::filesystem;
 // A shard is a plain file name inside the checkpoint directory, never a path out of it.
 Status check_shard_name(const std::string& name) {
   const bool plain = !name.empty() && name != "." && name != ".." &&
-                     name.find('/') == std::string::npos &&
-                     name.find('\0') == std::string::npos;
+                     name.find('/') == std::string::npos && name.find('\0') == std::string::npos;
   if (!plain || !name.ends_with(".safetensors")) {
-    return invalid_argument_error(fmt::format(
-        "shard name \"{}\" is not a plain file name ending in .safetensors", name));
+    return invalid_argument_error(
+        fmt::format("shard name \"{}\" is not a plain file name ending in .safetensors", name));
   }
   return ok_status();
 }
@@ -36,7 +35,8 @@ Result<std::map<std::string, std::string>> read_weight_map(const fs::path& index
   }
   std::map<std::string, std::string> weight_map;
   for (const auto& [tensor, shard] : index["weight_map"].items()) {
-    if (!shard.is_string()) return fail(fmt::format("shard of tensor \"{}\" is not a string", tensor));
+    if (!shard.is_string())
+      return fail(fmt::format("shard of tensor \"{}\" is not a string", tensor));
     const std::string& shard_name = shard.get_ref<const std::string&>();
     Status valid = check_shard_name(shard_name);
     if (!valid.ok()) return fail(fmt::format("tensor \"{}\": {}", tensor, valid.message()));

@@ -39,14 +39,14 @@ Status check_checkpoint_tensors(const Checkpoint& checkpoint,
   }
   for (const auto& [name, view] : checkpoint.tensors()) {
     if (!expected_names.contains(name)) {
-      problems.push_back(fmt::format("tensor \"{}\" ({}) in \"{}\" is not part of this model",
-                                     name, describe(view->shape, view->dtype), view->file));
+      problems.push_back(fmt::format("tensor \"{}\" ({}) in \"{}\" is not part of this model", name,
+                                     describe(view->shape, view->dtype), view->file));
     }
   }
   if (problems.empty()) return ok_status();
-  std::string message =
-      fmt::format("checkpoint \"{}\" does not match the model: {} problem{}",
-                  checkpoint.directory().string(), problems.size(), problems.size() == 1 ? "" : "s");
+  std::string message = fmt::format("checkpoint \"{}\" does not match the model: {} problem{}",
+                                    checkpoint.directory().string(), problems.size(),
+                                    problems.size() == 1 ? "" : "s");
   for (size_t i = 0; i < problems.size() && i < kMaxListedProblems; ++i) {
     message += "; " + problems[i];
   }

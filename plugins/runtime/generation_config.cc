@@ -14,8 +14,7 @@ namespace {
 using nlohmann::json;
 
 Status field_error(std::string_view field, std::string_view what, const json& value) {
-  return invalid_argument_error(
-      fmt::format("field \"{}\" {}, got {}", field, what, value.dump()));
+  return invalid_argument_error(fmt::format("field \"{}\" {}, got {}", field, what, value.dump()));
 }
 
 // `field` as a number in [low, high] (an exclusive low when `low_open`); absent/null: unchanged.

@@ -100,8 +100,7 @@ void fill_random(const TensorSpec& spec, std::span<std::byte> out, uint64_t seed
   uint64_t stream_seed = seed ^ fnv1a64(stream_name);
   NormalStream normal(splitmix64(stream_seed));
   for (size_t i = 0; i < count; ++i) {
-    store(static_cast<float>(kWeightStddev * normal.next()), spec.dtype,
-          out.data() + i * element);
+    store(static_cast<float>(kWeightStddev * normal.next()), spec.dtype, out.data() + i * element);
   }
 }
 
@@ -134,7 +133,8 @@ Status copy_tokenizer(const fs::path& from, const fs::path& to) {
     const fs::path source = from / name;
     if (!fs::exists(source, ec)) {
       if (name == "tokenizer.json") {
-        return not_found_error(fmt::format("--tokenizer-dir: \"{}\" does not exist", source.string()));
+        return not_found_error(
+            fmt::format("--tokenizer-dir: \"{}\" does not exist", source.string()));
       }
       continue;
     }
@@ -157,8 +157,9 @@ std::vector<std::vector<TensorSpec>> split_into_shards(const std::vector<TensorS
   for (const TensorSpec& t : tensors) {
     // The shard whose share of the bytes this tensor's midpoint falls in.
     const uint64_t middle = done + t.byte_length() / 2;
-    size_t index = total == 0 ? 0 : static_cast<size_t>(
-        static_cast<unsigned __int128>(middle) * static_cast<uint64_t>(shards) / total);
+    size_t index = total == 0 ? 0
+                              : static_cast<size_t>(static_cast<unsigned __int128>(middle) *
+                                                    static_cast<uint64_t>(shards) / total);
     index = std::min(index, out.size() - 1);
     out[index].push_back(t);
     done += t.byte_length();
@@ -410,9 +411,8 @@ Result<MkmodelSummary> write_random_checkpoint(const MkmodelOptions& o) {
   MkmodelSummary summary;
   summary.tensors = static_cast<int64_t>(tensors.size());
   if (o.shards == 1) {
-    PIO_ASSIGN_OR_RETURN(summary.weight_bytes,
-                         write_safetensors(o.out_dir / kSingleSafetensorsName, tensors, metadata,
-                                           fill));
+    PIO_ASSIGN_OR_RETURN(summary.weight_bytes, write_safetensors(o.out_dir / kSingleSafetensorsName,
+                                                                 tensors, metadata, fill));
   } else {
     const std::vector<std::vector<TensorSpec>> shards = split_into_shards(tensors, o.shards);
     nlohmann::json weight_map = nlohmann::json::object();

@@ -49,8 +49,7 @@ class FieldReader {
       if (fallback) return *fallback;
       return fail(field, "is required");
     }
-    if (!value->is_number() || !std::isfinite(value->get<double>()) ||
-        value->get<double>() <= 0) {
+    if (!value->is_number() || !std::isfinite(value->get<double>()) || value->get<double>() <= 0) {
       return fail(field, "must be a positive number");
     }
     return value->get<double>();
@@ -97,8 +96,8 @@ Result<std::optional<DType>> read_dtype(const FieldReader& fields) {
     if (value->is_string()) dtype = parse_config_dtype(value->get_ref<const std::string&>());
     if (!dtype) return fields.fail(field, "must be \"bfloat16\", \"float16\" or \"float32\"");
     if (found && *found != *dtype) {
-      return fields.fail(field, fmt::format("disagrees with \"dtype\" ({})",
-                                            config_dtype_name(*found)));
+      return fields.fail(field,
+                         fmt::format("disagrees with \"dtype\" ({})", config_dtype_name(*found)));
     }
     found = dtype;
   }
@@ -111,8 +110,8 @@ Status check_rope_type(std::string_view field, const json& rope) {
     if (it == rope.end() || it->is_null()) continue;
     if (!it->is_string() || it->get_ref<const std::string&>() != "default") {
       return unimplemented_error(fmt::format(
-          "field \"{}\": rope type {} is not supported (only \"default\" rotary embeddings)",
-          field, it->dump()));
+          "field \"{}\": rope type {} is not supported (only \"default\" rotary embeddings)", field,
+          it->dump()));
     }
   }
   return ok_status();
@@ -133,9 +132,9 @@ Result<double> read_rope_theta(const FieldReader& fields) {
   auto theta = parameters->find("rope_theta");
   if (theta == parameters->end() || !theta->is_number() || !std::isfinite(theta->get<double>()) ||
       theta->get<double>() <= 0) {
-    return invalid_argument_error(fmt::format(
-        "field \"rope_parameters.rope_theta\" must be a positive number, got {}",
-        theta == parameters->end() ? "nothing" : theta->dump()));
+    return invalid_argument_error(
+        fmt::format("field \"rope_parameters.rope_theta\" must be a positive number, got {}",
+                    theta == parameters->end() ? "nothing" : theta->dump()));
   }
   if (fields.get("rope_theta") != nullptr && top_level != theta->get<double>()) {
     return invalid_argument_error(
@@ -195,9 +194,9 @@ Result<Qwen3Config> parse(const json& object) {
   PIO_ASSIGN_OR_RETURN(c.eos_token_ids, fields.token_ids("eos_token_id", c.vocab_size));
 
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
-    return invalid_argument_error(fmt::format(
-        "field \"num_key_value_heads\" ({}) must divide \"num_attention_heads\" ({})",
-        c.num_key_value_heads, c.num_attention_heads));
+    return invalid_argument_error(
+        fmt::format("field \"num_key_value_heads\" ({}) must divide \"num_attention_heads\" ({})",
+                    c.num_key_value_heads, c.num_attention_heads));
   }
   if (c.head_dim % 2 != 0) {
     return invalid_argument_error(fmt::format(
@@ -218,10 +217,14 @@ std::optional<DType> parse_config_dtype(std::string_view name) {
 
 std::string_view config_dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kBF16: return "bfloat16";
-    case DType::kF16: return "float16";
-    case DType::kF32: return "float32";
-    default: break;
+    case DType::kBF16:
+      return "bfloat16";
+    case DType::kF16:
+      return "float16";
+    case DType::kF32:
+      return "float32";
+    default:
+      break;
   }
   PIO_CHECK(false && "config dtypes are bfloat16, float16 or float32");
   return {};

@@ -20,7 +20,8 @@ int64_t TensorView::numel() const {
 
 Result<SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno_status(fmt::format("open safetensors file \"{}\"", path.string()), errno);
+  if (fd < 0)
+    return errno_status(fmt::format("open safetensors file \"{}\"", path.string()), errno);
   return open_fd(UniqueFd(fd), path.string());
 }
 

@@ -132,9 +132,10 @@ Result<SafetensorsTensorInfo> parse_tensor(const std::string& name, const json& 
   info.file_offset = data_offset + begin;
   info.byte_length = byte_length;
   if (info.file_offset % dtype_size(info.dtype) != 0) {
-    return fail(fmt::format("data starts at file offset {}, not a multiple of the {}-byte {} "
-                            "element size, so it cannot be used in place",
-                            info.file_offset, dtype_size(info.dtype), dtype_name(info.dtype)));
+    return fail(
+        fmt::format("data starts at file offset {}, not a multiple of the {}-byte {} "
+                    "element size, so it cannot be used in place",
+                    info.file_offset, dtype_size(info.dtype), dtype_name(info.dtype)));
   }
   return info;
 }
@@ -176,9 +177,9 @@ Status check_tiling(const std::vector<SafetensorsTensorInfo>& tensors, uint64_t 
     previous = &t;
   }
   if (expected != file_size) {
-    return invalid_argument_error(fmt::format(
-        "the data section has {} bytes after the last tensor that belong to no tensor",
-        file_size - expected));
+    return invalid_argument_error(
+        fmt::format("the data section has {} bytes after the last tensor that belong to no tensor",
+                    file_size - expected));
   }
   return ok_status();
 }
@@ -186,8 +187,7 @@ Status check_tiling(const std::vector<SafetensorsTensorInfo>& tensors, uint64_t 
 Result<SafetensorsHeader> parse_unlabelled(std::span<const std::byte> file) {
   if (file.size() < 8) {
     return invalid_argument_error(fmt::format(
-        "file is {} bytes, shorter than the 8-byte header length it must start with",
-        file.size()));
+        "file is {} bytes, shorter than the 8-byte header length it must start with", file.size()));
   }
   uint64_t header_length = 0;
   for (int i = 7; i >= 0; --i) {

@@ -59,7 +59,8 @@ Result<uint64_t> write_safetensors(const std::filesystem::path& path,
   uint64_t offset = 0;
   for (const TensorSpec& t : tensors) {
     const uint64_t end = offset + t.byte_length();
-    header[t.name] = {{"dtype", std::string(dtype_name(t.dtype))}, {"shape", t.shape},
+    header[t.name] = {{"dtype", std::string(dtype_name(t.dtype))},
+                      {"shape", t.shape},
                       {"data_offsets", {offset, end}}};
     offset = end;
   }

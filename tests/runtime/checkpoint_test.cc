@@ -120,8 +120,8 @@ TEST(Checkpoint, IndexPuttingATensorInAShardThatLacksItIsRefused) {
 TEST(Checkpoint, ShardHoldingATensorTheIndexDoesNotGiveItIsRefused) {
   TempDir dir;
   write_sharded(dir);
-  write_index(dir, {{"a", "model-00001-of-00002.safetensors"},
-                    {"c", "model-00002-of-00002.safetensors"}});
+  write_index(
+      dir, {{"a", "model-00001-of-00002.safetensors"}, {"c", "model-00002-of-00002.safetensors"}});
   Result<Checkpoint> checkpoint = Checkpoint::open(dir.path());
   ASSERT_FALSE(checkpoint.ok());
   EXPECT_THAT(checkpoint.status().message(),
@@ -256,9 +256,10 @@ TEST(CheckpointExpectation, MisShapedTensorNamesBothShapes) {
       if (s.name == "model.layers.1.self_attn.k_proj.weight") s.shape = {8, 8};
     }
   });
-  EXPECT_THAT(check(dir, config).message(),
-              HasSubstr("tensor \"model.layers.1.self_attn.k_proj.weight\" in \"" +
-                        (dir / "model.safetensors").string() + "\" is [8, 8] BF16, expected [4, 8] BF16"));
+  EXPECT_THAT(
+      check(dir, config).message(),
+      HasSubstr("tensor \"model.layers.1.self_attn.k_proj.weight\" in \"" +
+                (dir / "model.safetensors").string() + "\" is [8, 8] BF16, expected [4, 8] BF16"));
 }
 
 TEST(CheckpointExpectation, WrongDtypeNamesBothDtypes) {
@@ -271,12 +272,13 @@ TEST(CheckpointExpectation, WrongDtypeNamesBothDtypes) {
     }
   });
   const Status s = check(dir, config);
-  EXPECT_THAT(s.message(),
-              AllOf(HasSubstr("2 problems"),
-                    HasSubstr("tensor \"model.norm.weight\" in \"" +
-                              (dir / "model.safetensors").string() + "\" is [8] F32, expected [8] BF16"),
-                    HasSubstr("\"model.layers.0.mlp.up_proj.weight\" in \"" +
-                              (dir / "model.safetensors").string() + "\" is [12, 8] I32")));
+  EXPECT_THAT(
+      s.message(),
+      AllOf(HasSubstr("2 problems"),
+            HasSubstr("tensor \"model.norm.weight\" in \"" + (dir / "model.safetensors").string() +
+                      "\" is [8] F32, expected [8] BF16"),
+            HasSubstr("\"model.layers.0.mlp.up_proj.weight\" in \"" +
+                      (dir / "model.safetensors").string() + "\" is [12, 8] I32")));
 }
 
 TEST(CheckpointExpectation, MissingAndExtraTensorsAreAllListed) {

@@ -73,7 +73,8 @@ TEST(Mkmodel, TinyPresetIsAQwen3CheckpointTheRuntimeAccepts) {
   EXPECT_TRUE(config->tie_word_embeddings);
   Result<Checkpoint> checkpoint = Checkpoint::open(dir.path());
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
-  EXPECT_TRUE(check_checkpoint_tensors(*checkpoint, qwen3_dense_tensors(*config, DType::kBF16)).ok());
+  EXPECT_TRUE(
+      check_checkpoint_tensors(*checkpoint, qwen3_dense_tensors(*config, DType::kBF16)).ok());
   EXPECT_EQ(checkpoint->find("lm_head.weight"), nullptr);
   EXPECT_LT(std::filesystem::file_size(dir / "model.safetensors"), 11u << 20);
   Result<GenerationConfig> generation = load_generation_config(dir.path());
@@ -159,14 +160,15 @@ TEST(Mkmodel, UntiedModelGetsItsOwnLmHead) {
   const TensorView* head = checkpoint->find("lm_head.weight");
   ASSERT_TRUE(embed != nullptr && head != nullptr);
   EXPECT_NE(std::memcmp(embed->data, head->data, embed->byte_length), 0);
-  EXPECT_TRUE(check_checkpoint_tensors(*checkpoint, qwen3_dense_tensors(*config, DType::kBF16)).ok());
+  EXPECT_TRUE(
+      check_checkpoint_tensors(*checkpoint, qwen3_dense_tensors(*config, DType::kBF16)).ok());
 }
 
 TEST(Mkmodel, FieldOverridesReachTheConfigAndTheShapes) {
   TempDir dir;
-  make(small(dir, {"--hidden-size=48", "--layers", "3", "--heads", "6", "--kv-heads", "3",
-                   "--head-dim", "8", "--intermediate-size", "40", "--rope-theta", "5e6",
-                   "--dtype", "f32"}));
+  make(small(dir,
+             {"--hidden-size=48", "--layers", "3", "--heads", "6", "--kv-heads", "3", "--head-dim",
+              "8", "--intermediate-size", "40", "--rope-theta", "5e6", "--dtype", "f32"}));
   Result<Qwen3Config> config = load_qwen3_config(dir.path());
   ASSERT_TRUE(config.ok()) << config.status().to_string();
   EXPECT_EQ(config->hidden_size, 48);
@@ -178,7 +180,8 @@ TEST(Mkmodel, FieldOverridesReachTheConfigAndTheShapes) {
   EXPECT_TRUE(config->eos_token_ids.empty());
   Result<Checkpoint> checkpoint = Checkpoint::open(dir.path());
   ASSERT_TRUE(checkpoint.ok());
-  EXPECT_TRUE(check_checkpoint_tensors(*checkpoint, qwen3_dense_tensors(*config, DType::kF32)).ok());
+  EXPECT_TRUE(
+      check_checkpoint_tensors(*checkpoint, qwen3_dense_tensors(*config, DType::kF32)).ok());
   EXPECT_EQ(checkpoint->find("model.layers.2.self_attn.q_proj.weight")->shape,
             (std::vector<int64_t>{48, 48}));
 }
@@ -187,8 +190,7 @@ TEST(Mkmodel, ConfigFileGivesTheShape) {
   TempDir source, out;
   make(small(source, {"--layers", "1", "--hidden-size", "16"}));
   const std::string config_path = (source / "config.json").string();
-  Result<MkmodelOptions> options =
-      parse({"--config", config_path, "--out", out.path().string()});
+  Result<MkmodelOptions> options = parse({"--config", config_path, "--out", out.path().string()});
   ASSERT_TRUE(options.ok()) << options.status().to_string();
   EXPECT_EQ(options->config.num_hidden_layers, 1);
   EXPECT_EQ(options->config.hidden_size, 16);

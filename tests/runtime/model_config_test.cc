@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 
 #include "checkpoint_test_files.h"
@@ -109,7 +108,8 @@ TEST(Qwen3Config, DtypeAndTorchDtypeMustAgree) {
 TEST(Qwen3Config, HeadDimIsRequiredNotDerived) {
   Status s = parse_status(with_field("head_dim", ""));
   EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), AllOf(HasSubstr("m/config.json"), HasSubstr("\"head_dim\" is required")));
+  EXPECT_THAT(s.message(),
+              AllOf(HasSubstr("m/config.json"), HasSubstr("\"head_dim\" is required")));
 }
 
 TEST(Qwen3Config, WrongTypesAndImpossibleValuesNameTheField) {
@@ -154,7 +154,8 @@ TEST(Qwen3Config, UnsupportedFeaturesAreRefusedNotIgnored) {
   Status yarn = parse_status(with_field("rope_scaling", R"({"rope_type": "yarn", "factor": 4})"));
   EXPECT_EQ(yarn.code(), ErrorCode::kUnimplemented);
   EXPECT_THAT(yarn.message(), AllOf(HasSubstr("\"rope_scaling\""), HasSubstr("yarn")));
-  EXPECT_TRUE(parse_qwen3_config(with_field("rope_scaling", R"({"rope_type": "default"})"), "c").ok());
+  EXPECT_TRUE(
+      parse_qwen3_config(with_field("rope_scaling", R"({"rope_type": "default"})"), "c").ok());
   EXPECT_EQ(parse_status(with_field("attention_bias", "true")).code(), ErrorCode::kUnimplemented);
   EXPECT_EQ(parse_status(with_field("use_sliding_window", "true")).code(),
             ErrorCode::kUnimplemented);

@@ -14,8 +14,8 @@ namespace pio::runtime {
 namespace {
 
 using ::testing::AllOf;
-using ::testing::HasSubstr;
 using testing::as_bytes;
+using ::testing::HasSubstr;
 using testing::safetensors_bytes;
 using testing::TempDir;
 
@@ -109,10 +109,10 @@ TEST(SafetensorsHeader, HeaderLengthOverTheLimitIsRefused) {
 }
 
 TEST(SafetensorsHeader, TruncatedDataSectionNamesTheTensorThatRunsPastIt) {
-  const std::string bytes = safetensors_bytes(
-      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-      R"("b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
-      20);
+  const std::string bytes =
+      safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                        R"("b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+                        20);
   EXPECT_THAT(parse_error(bytes),
               AllOf(HasSubstr("tensor \"b\""), HasSubstr("past the end of the data section"),
                     HasSubstr("truncated")));
@@ -126,19 +126,19 @@ TEST(SafetensorsHeader, OffsetsPastTheEndOfTheFileAreRefused) {
 }
 
 TEST(SafetensorsHeader, OverlappingTensorsAreRefusedNamingBoth) {
-  const std::string bytes = safetensors_bytes(
-      R"({"first":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
-      R"("second":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
-      24);
+  const std::string bytes =
+      safetensors_bytes(R"({"first":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+                        R"("second":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+                        24);
   EXPECT_THAT(parse_error(bytes),
               AllOf(HasSubstr("\"first\""), HasSubstr("\"second\""), HasSubstr("overlaps")));
 }
 
 TEST(SafetensorsHeader, TwoTensorsSharingTheSameBytesAreRefused) {
-  const std::string bytes = safetensors_bytes(
-      R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
-      R"("b":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
-      16);
+  const std::string bytes =
+      safetensors_bytes(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+                        R"("b":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+                        16);
   EXPECT_THAT(parse_error(bytes), HasSubstr("overlaps"));
 }
 
@@ -184,16 +184,16 @@ TEST(SafetensorsHeader, MalformedJsonIsRefused) {
 }
 
 TEST(SafetensorsHeader, DuplicateTensorNameIsRefused) {
-  const std::string bytes = safetensors_bytes(
-      R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-      R"("w":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})",
-      8);
+  const std::string bytes =
+      safetensors_bytes(R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                        R"("w":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})",
+                        8);
   EXPECT_THAT(parse_error(bytes), HasSubstr("key \"w\" appears twice"));
 }
 
 TEST(SafetensorsHeader, NestingDeeperThanAHeaderNeedsIsRefused) {
-  const std::string bytes = safetensors_bytes(
-      R"({"w":{"dtype":"U8","shape":[[[[[1]]]]],"data_offsets":[0,1]}})", 1);
+  const std::string bytes =
+      safetensors_bytes(R"({"w":{"dtype":"U8","shape":[[[[[1]]]]],"data_offsets":[0,1]}})", 1);
   EXPECT_THAT(parse_error(bytes), HasSubstr("nested deeper"));
 }
 
@@ -220,12 +220,12 @@ TEST(SafetensorsHeader, MetadataMustMapStringsToStrings) {
 }
 
 TEST(SafetensorsHeader, BytesBetweenTensorsOrAfterTheLastAreRefused) {
-  EXPECT_THAT(parse_error(safetensors_bytes(
-                  R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})", 8)),
-              HasSubstr("data bytes [0, 4) before tensor \"a\" belong to no tensor"));
-  EXPECT_THAT(parse_error(safetensors_bytes(
-                  R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", 8)),
-              HasSubstr("4 bytes after the last tensor"));
+  EXPECT_THAT(
+      parse_error(safetensors_bytes(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})", 8)),
+      HasSubstr("data bytes [0, 4) before tensor \"a\" belong to no tensor"));
+  EXPECT_THAT(
+      parse_error(safetensors_bytes(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", 8)),
+      HasSubstr("4 bytes after the last tensor"));
 }
 
 TEST(SafetensorsHeader, TensorNotAlignedToItsElementSizeIsRefused) {
@@ -240,10 +240,10 @@ TEST(SafetensorsHeader, ZeroSizedTensorsAndAnEmptyHeaderAreAccepted) {
   Result<SafetensorsHeader> empty = parse(safetensors_bytes("{}", 0));
   ASSERT_TRUE(empty.ok()) << empty.status().to_string();
   EXPECT_TRUE(empty->tensors.empty());
-  Result<SafetensorsHeader> zero = parse(safetensors_bytes(
-      R"({"z":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},)"
-      R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
-      4));
+  Result<SafetensorsHeader> zero =
+      parse(safetensors_bytes(R"({"z":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},)"
+                              R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                              4));
   ASSERT_TRUE(zero.ok()) << zero.status().to_string();
   EXPECT_EQ(zero->tensors.size(), 2u);
 }
@@ -256,8 +256,8 @@ TEST(SafetensorsFile, TruncatedFileOnDiskIsRefusedNamingThePathAndTheTensor) {
   Result<SafetensorsFile> file = SafetensorsFile::open(path);
   ASSERT_FALSE(file.ok());
   EXPECT_EQ(file.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_THAT(file.status().message(), AllOf(HasSubstr(path.string()), HasSubstr("tensor \"w\""),
-                                             HasSubstr("truncated")));
+  EXPECT_THAT(file.status().message(),
+              AllOf(HasSubstr(path.string()), HasSubstr("tensor \"w\""), HasSubstr("truncated")));
 }
 
 TEST(SafetensorsFile, TinyOrMissingOrNonRegularFilesAreRefused) {

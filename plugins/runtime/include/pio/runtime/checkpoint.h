@@ -30,9 +30,7 @@ class Checkpoint {
   // nullptr when no file of the checkpoint holds that tensor.
   const TensorView* find(std::string_view name) const;
   // Every tensor of every file, by name.
-  const std::map<std::string, const TensorView*, std::less<>>& tensors() const {
-    return tensors_;
-  }
+  const std::map<std::string, const TensorView*, std::less<>>& tensors() const { return tensors_; }
   const std::vector<SafetensorsFile>& files() const { return files_; }
   bool sharded() const { return sharded_; }
 
