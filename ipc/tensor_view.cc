@@ -210,6 +210,12 @@ Result<TensorView> validate_tensor_desc(const wire::TensorDesc* desc, wire::Ring
                        fmt::format("has rank {}; at most {} is allowed", wire_shape->size(),
                                    limits.max_rank));
     }
+    // The flatbuffers Verifier (2.0.8) checks a vector's length prefix but not that 8-byte
+    // elements are 8-byte aligned; a real builder always aligns them, so a misaligned shape is
+    // forged. Refuse it rather than read it.
+    if (reinterpret_cast<uintptr_t>(wire_shape->Data()) % alignof(int64_t) != 0) {
+      return bad_field(shown, "shape", "is not 8-byte aligned (not written by a flatbuffers builder)");
+    }
     shape.assign(wire_shape->begin(), wire_shape->end());
   }
   const std::span<const int64_t> dims(shape.data(), shape.size());

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -352,6 +353,26 @@ TEST(BuildTensorDesc, RefusesWhatTheReaderWouldRefuse) {
                 .code(),
             ErrorCode::kInvalidArgument);
   EXPECT_TRUE(build_tensor_desc(fbb, "x", DType::U8, shape, Ring::HostToWorker, {4096, 32}).ok());
+}
+
+// Found by the envelope fuzzer: the Verifier accepts a [long] vector at a 4-byte-aligned address.
+TEST(ValidateTensorDesc, RefusesAShapeVectorThatIsNotEightByteAligned) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const std::vector<int64_t> shape{4};
+  auto desc = wire::CreateTensorDescDirect(fbb, "x", wire::DType::U8, &shape, wire::Device::Cpu,
+                                           Ring::WorkerToHost, kRingOffset, 4);
+  fbb.Finish(desc);
+  // The same bytes 4 bytes off an 8-byte boundary: every relative offset still checks out.
+  std::vector<uint64_t> storage(fbb.GetSize() / 8 + 2);
+  auto* shifted = reinterpret_cast<uint8_t*>(storage.data()) + 4;
+  std::memcpy(shifted, fbb.GetBufferPointer(), fbb.GetSize());
+  const auto* moved = flatbuffers::GetRoot<wire::TensorDesc>(shifted);
+  ASSERT_NE(reinterpret_cast<uintptr_t>(moved->shape()->Data()) % 8, 0u);
+  std::vector<std::byte> arena(kRingOffset + kRingSize);
+  auto view = validate_tensor_desc(moved, Ring::WorkerToHost, {arena.data(), kRingOffset, kRingSize});
+  ASSERT_FALSE(view.ok());
+  EXPECT_NE(view.status().message().find("not 8-byte aligned"), std::string::npos)
+      << view.status().message();
 }
 
 }  // namespace
