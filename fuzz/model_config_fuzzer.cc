@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   pio::Result<GenerationConfig> generation = parse_generation_config(text, "fuzz/g.json");
   if (generation.ok()) {
-    PIO_CHECK(generation->temperature > 0 && generation->top_p > 0 && generation->top_p <= 1);
+    PIO_CHECK(generation->temperature >= 0 && generation->top_p > 0 && generation->top_p <= 1);
     PIO_CHECK(generation->top_k >= 0);
     PIO_CHECK(parse_generation_config(generation_config_to_json(*generation), "again").ok());
   }

@@ -52,7 +52,7 @@ Result<GenerationConfig> parse(const json& object) {
     c.do_sample = it->get<bool>();
   }
   const double inf = HUGE_VAL;
-  PIO_RETURN_IF_ERROR(read_number(object, "temperature", 0, true, inf, &c.temperature));
+  PIO_RETURN_IF_ERROR(read_number(object, "temperature", 0, false, inf, &c.temperature));
   PIO_RETURN_IF_ERROR(read_number(object, "top_p", 0, true, 1, &c.top_p));
   PIO_RETURN_IF_ERROR(read_number(object, "min_p", 0, false, 1, &c.min_p));
   PIO_RETURN_IF_ERROR(

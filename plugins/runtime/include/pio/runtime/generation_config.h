@@ -19,7 +19,7 @@ namespace pio::runtime {
 
 struct GenerationConfig {
   bool do_sample = false;
-  double temperature = 1.0;         // > 0
+  double temperature = 1.0;         // >= 0; 0 means greedy (some published files say so)
   int64_t top_k = 50;               // 0 = no top-k filter
   double top_p = 1.0;               // (0, 1]
   double min_p = 0.0;               // [0, 1]; 0 = no min-p filter
