@@ -1,6 +1,7 @@
 // Worker: the host's handle on one worker process. Death is noticed through the pidfd on the
 // Asio loop; reaping, classification and cleanup (cgroup, scratch) happen in one place.
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -80,13 +81,20 @@ void Worker::set_deadline(std::chrono::steady_clock::duration timeout) {
 void Worker::reap(bool blocking) {
   siginfo_t info{};
   rusage usage{};
+  if (blocking) {
+    // Asio made the pidfd O_NONBLOCK, and waitid() on a non-blocking pidfd returns EAGAIN
+    // while the process still runs: wait for it to become readable (= exited) first.
+    pollfd p{pidfd_.native_handle(), POLLIN, 0};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+  }
   long rc;
   do {
     rc = syscall(SYS_waitid, kPidfdIdType, pidfd_.native_handle(), &info,
                  WEXITED | (blocking ? 0 : WNOHANG), &usage);
   } while (rc < 0 && errno == EINTR);
   if (rc < 0 || info.si_pid == 0) {
-    // Readable pidfd but not yet reapable cannot happen for our own child; wait again.
+    // EAGAIN: woken before the exit was reapable; wait again.
     if (!blocking) watch();
     return;
   }
