@@ -44,7 +44,7 @@ void BpeModel::encode_word(std::string_view raw_bytes, std::vector<int32_t>& ids
   const bool cacheable = raw_bytes.size() <= kMaxCachedWordBytes;
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mutex_);
-    const auto it = cache_.find(std::string(raw_bytes));
+    const auto it = cache_.find(raw_bytes);
     if (it != cache_.end()) {
       ids.insert(ids.end(), it->second.begin(), it->second.end());
       return;

@@ -28,14 +28,10 @@ inline std::filesystem::path reference_cases(const std::string& name) {
 // The real Qwen3 tokenizer, loaded once per test binary. Fails the calling test (never skips)
 // when the fetched files are missing.
 inline const Tokenizer* qwen3_tokenizer() {
-  static const auto* loaded = [] {
-    auto result = Tokenizer::from_file(qwen3_tokenizer_dir() / "tokenizer.json");
-    return result.ok() ? new Tokenizer(std::move(result).value()) : nullptr;
-  }();
-  EXPECT_NE(loaded, nullptr) << "cannot load " << (qwen3_tokenizer_dir() / "tokenizer.json")
-                             << ": run scripts/fetch-test-data.sh (PIO_TEST_DATA_DIR="
-                             << PIO_TEST_DATA_DIR << ")";
-  return loaded;
+  static const Result<Tokenizer> loaded = Tokenizer::from_file(qwen3_tokenizer_dir() / "tokenizer.json");
+  EXPECT_TRUE(loaded.ok()) << loaded.status().to_string()
+                           << "\n(run scripts/fetch-test-data.sh; PIO_TEST_DATA_DIR=" << PIO_TEST_DATA_DIR << ")";
+  return loaded.ok() ? &loaded.value() : nullptr;
 }
 
 // One JSON object per line.

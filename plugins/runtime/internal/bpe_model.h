@@ -3,7 +3,9 @@
 // pre-tokenized piece at a time ("word"). Works on byte-level text: each input byte is first
 // looked up as the one-code-point token of the byte-level alphabet.
 
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -57,7 +59,11 @@ class BpeModel {
   static constexpr size_t kCacheCapacity = 16384;
   static constexpr size_t kMaxCachedWordBytes = 64;
   mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  struct StringHash {
+    using is_transparent = void;  // lets the cache be probed with a string_view, no copy
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
 };
 
 }  // namespace pio::runtime::internal
