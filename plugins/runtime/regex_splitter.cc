@@ -72,13 +72,13 @@ Status RegexSplitter::split(std::string_view text, std::vector<std::string_view>
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match_data.get());
     const size_t start = ovector[0];
     const size_t end = ovector[1];
-    if (end > start) {
-      if (start > last_end) pieces.push_back(text.substr(last_end, start - last_end));
-      pieces.push_back(text.substr(start, end - start));
-      last_end = end;
-      pos = end;
-    } else {
-      // An empty match splits nothing; step over one whole character and search again.
+    if (start > last_end) pieces.push_back(text.substr(last_end, start - last_end));
+    if (end > start) pieces.push_back(text.substr(start, end - start));
+    last_end = end;
+    pos = end;
+    if (end == start) {
+      // An empty match still cuts the text there (as in the reference implementation) but yields
+      // no piece of its own; the search resumes one whole character further on.
       if (pos >= text.size()) break;
       ++pos;
       while (pos < text.size() && (static_cast<uint8_t>(text[pos]) & 0xC0) == 0x80) ++pos;

@@ -143,6 +143,19 @@ TEST(Tokenizer, AppliesMergesByRank) {
   EXPECT_EQ(encode(*tokenizer, "ab ab ba"), (std::vector<int32_t>{2, 4, 3, 1, 0}));
 }
 
+TEST(Tokenizer, SplitRegexCutsTheTextAtEmptyMatchesToo) {
+  auto doc = tiny_tokenizer();
+  doc["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Split"}, {"pattern", {{"Regex", "(?=b)"}}}, {"behavior", "Isolated"}, {"invert", false}},
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  const auto tokenizer = load(doc);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().to_string();
+  // "a" and "b" end up in different pieces, so the a+b merge cannot apply.
+  EXPECT_EQ(encode(*tokenizer, "abab"), (std::vector<int32_t>{0, 1, 0, 1}));
+}
+
 TEST(Tokenizer, AcceptsMergesWrittenAsSpaceSeparatedStrings) {
   auto doc = tiny_tokenizer();
   doc["model"]["merges"] = {"a b", "Ġ ab"};
