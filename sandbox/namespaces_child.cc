@@ -1,5 +1,6 @@
-// Child side of namespaces. The pid, net, ipc, mount and uts namespaces come from clone()'s
-// flags (and the user namespace too when the host is not root); what is left for the child:
+// Child side of namespaces. The pid, ipc, mount and uts namespaces come from clone()'s flags
+// (and the user namespace too when the host is not root); the network namespace is a shared
+// empty one a root host joins (see WorkerLauncher); what is left for the child:
 // private mount propagation, the scratch mount, and, for a root host, shedding root before it
 // enters its own user namespace (a worker never runs as the host's uid 0).
 
@@ -13,6 +14,11 @@
 #include "internal/child_plan.h"
 
 namespace pio::sandbox {
+
+int join_netns_child(int netns_fd) {
+  if (setns(netns_fd, CLONE_NEWNET) != 0) return errno;
+  return 0;
+}
 
 int setup_mounts_child(const ChildPlan& plan) {
   // Nothing mounted in the worker's namespace may propagate back to the host.

@@ -38,6 +38,9 @@ int spawn_child_main(void* arg) {
   if (int err = join_cgroups_child(plan->cgroup_procs_fds, plan->cgroup_fd_count); err != 0) {
     fail(plan, SpawnStep::kCgroupJoin, err);
   }
+  if (plan->netns_fd >= 0) {
+    if (int err = join_netns_child(plan->netns_fd); err != 0) fail(plan, SpawnStep::kJoinNetns, err);
+  }
   if (plan->make_mounts_private) {
     if (int err = setup_mounts_child(*plan); err != 0) fail(plan, SpawnStep::kMounts, err);
   }

@@ -16,6 +16,7 @@ enum class SpawnStep : int {
   kNone = 0,
   kSignals,
   kCgroupJoin,
+  kJoinNetns,
   kMounts,
   kIdentity,
   kUnshareUser,
@@ -41,6 +42,8 @@ enum ChildFdSlot { kSlotStdin, kSlotStdout, kSlotStderr, kSlotControl, kSlotAren
 struct ChildPlan {
   int cgroup_procs_fds[4] = {-1, -1, -1, -1};
   int cgroup_fd_count = 0;
+
+  int netns_fd = -1;  // join this (empty, shared) network namespace instead of a new one
 
   bool make_mounts_private = false;           // in the new mount namespace
   const char* scratch_dir = nullptr;          // chdir target
@@ -76,6 +79,7 @@ struct ChildPlan {
 int spawn_child_main(void* plan);
 
 // Per-mechanism child steps (async-signal-safe). Each returns 0 or an errno.
+int join_netns_child(int netns_fd);
 int setup_mounts_child(const ChildPlan& plan);
 int drop_identity_child(uid_t uid, gid_t gid);
 int unshare_user_child();

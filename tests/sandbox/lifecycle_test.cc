@@ -70,6 +70,38 @@ TEST_F(Lifecycle, WorkerLivesInItsOwnCgroupWithThePolicyLimitsUntilReaped) {
   for (const std::string& dir : dirs) EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
 }
 
+std::string ns_of(pid_t pid, const char* ns) {
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/ns/" + ns).string();
+}
+
+TEST_F(Lifecycle, LowTrustWorkersGetTheirOwnNamespacesAndAnEmptyNetwork) {
+  ProbeOptions o;
+  o.wait_for_exit = false;
+  ProbeRun a = run_probe(TrustLevel::kLow, {"sleep"}, o);
+  ProbeRun b = run_probe(TrustLevel::kLow, {"sleep"}, o);
+  ASSERT_TRUE(a.hello && b.hello);
+  pid_t self = getpid();
+  for (const char* ns : {"pid", "ipc", "mnt", "uts", "user", "net"}) {
+    EXPECT_NE(ns_of(a.worker->pid(), ns), ns_of(self, ns)) << ns;
+  }
+  for (const char* ns : {"pid", "ipc", "mnt", "uts", "user"}) {
+    EXPECT_NE(ns_of(a.worker->pid(), ns), ns_of(b.worker->pid(), ns)) << ns;
+  }
+  // The network namespace is the launcher's one empty namespace (nothing in it to reach).
+  if (getuid() == 0) {
+    EXPECT_EQ(ns_of(a.worker->pid(), "net"), ns_of(b.worker->pid(), "net"));
+    std::ifstream dev("/proc/" + std::to_string(a.worker->pid()) + "/net/dev");
+    std::string line;
+    int interfaces = 0;
+    while (std::getline(dev, line)) interfaces += line.find(':') != std::string::npos;
+    EXPECT_EQ(interfaces, 1);  // lo only
+  }
+  a.worker->kill();
+  b.worker->kill();
+  wait_for_exit(a.worker);
+  wait_for_exit(b.worker);
+}
+
 TEST_F(Lifecycle, DeadlineKillIsReportedAsDeadline) {
   ProbeOptions o;
   o.wait_for_exit = false;
@@ -144,7 +176,7 @@ TEST(ExitClassification, SigsysIsASeccompViolationAndOomKillAMemoryLimit) {
   EXPECT_EQ(classify_exit(CLD_KILLED, SIGKILL, {}, none, deadline).kind, ExitKind::kDeadline);
   ExitContext cpu;
   cpu.cpu_limit_seconds = 2;
-  EXPECT_EQ(classify_exit(CLD_KILLED, SIGKILL, std::chrono::milliseconds(1990), none, cpu).kind,
+  EXPECT_EQ(classify_exit(CLD_KILLED, SIGKILL, std::chrono::milliseconds(1700), none, cpu).kind,
             ExitKind::kCpuLimit);
   EXPECT_EQ(classify_exit(CLD_KILLED, SIGKILL, std::chrono::milliseconds(100), none, cpu).kind,
             ExitKind::kSignaled);

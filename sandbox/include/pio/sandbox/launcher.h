@@ -153,6 +153,7 @@ class WorkerLauncher {
   KernelFeatures features_;
   std::unique_ptr<CgroupParent> cgroups_;
   UniqueFd dev_null_;
+  UniqueFd shared_netns_;  // root host: the one empty network namespace workers join
   void* child_stack_ = nullptr;
   uint64_t next_worker_ = 0;
 };
