@@ -65,7 +65,9 @@ class WorkerLoop {
   void release(const ipc::InboundMessage& message);
   void answer_heartbeat(const ipc::InboundMessage& message);
   void answer_stats(uint64_t id);
-  WorkerExitCode shutdown(uint64_t id, uint32_t deadline_ms);
+  // Stops the executor (cancelling what runs, dropping what waits), then cleans the plugin up.
+  // `id`: the Shutdown to answer; none when the host's end closed (nothing is sent then).
+  WorkerExitCode shutdown(std::optional<uint64_t> id, uint32_t deadline_ms);
 
   // Executor thread.
   void executor_main();

@@ -113,7 +113,8 @@ WorkerExitCode WorkerLoop::run() {
       if (!host_closed) {
         std::fprintf(stderr, "pio-worker: control channel: %s\n", received.to_string().c_str());
       }
-      WorkerExitCode code = shutdown(0, kHostGoneDrainMs);
+      // Nobody is listening any more: stop without sending anything (a send could only wait).
+      WorkerExitCode code = shutdown(std::nullopt, kHostGoneDrainMs);
       return host_closed ? code : WorkerExitCode::kChannel;
     }
     const uint64_t id = in.request_id();
@@ -205,7 +206,7 @@ void WorkerLoop::answer_stats(uint64_t id) {
   send(fbb).ignore();
 }
 
-WorkerExitCode WorkerLoop::shutdown(uint64_t id, uint32_t deadline_ms) {
+WorkerExitCode WorkerLoop::shutdown(std::optional<uint64_t> id, uint32_t deadline_ms) {
   std::deque<Request> dropped;
   {
     std::lock_guard lock(queue_mu_);
@@ -214,8 +215,10 @@ WorkerExitCode WorkerLoop::shutdown(uint64_t id, uint32_t deadline_ms) {
     dropped.swap(queue_);
   }
   queue_cv_.notify_all();
-  for (const Request& request : dropped) {
-    send_error(request.id, cancelled_error("the worker is shutting down"));
+  if (id.has_value()) {
+    for (const Request& request : dropped) {
+      send_error(request.id, cancelled_error("the worker is shutting down"));
+    }
   }
   {
     std::unique_lock lock(queue_mu_);
@@ -223,10 +226,12 @@ WorkerExitCode WorkerLoop::shutdown(uint64_t id, uint32_t deadline_ms) {
     if (!idle_cv_.wait_until(lock, deadline, [&] { return !executor_busy_; })) {
       // The plugin does not return from a verb. Its state is unknown: exit without calling it.
       lock.unlock();
-      send_error(id, deadline_exceeded_error(fmt::format(
+      if (id.has_value()) {
+        send_error(*id, deadline_exceeded_error(fmt::format(
                          "shutdown: plugin {} did not return from a verb within {} ms; exiting "
                          "without cleanup",
                          api_.name, deadline_ms)));
+      }
       std::fflush(stderr);
       std::_Exit(static_cast<int>(WorkerExitCode::kOk));
     }
@@ -238,10 +243,10 @@ WorkerExitCode WorkerLoop::shutdown(uint64_t id, uint32_t deadline_ms) {
   }
   api_.destroy(plugin_);
   plugin_ = nullptr;
-  if (id != 0) {
+  if (id.has_value()) {
     flatbuffers::FlatBufferBuilder fbb;
     auto result = wire::CreateResult(fbb);
-    ipc::finish_envelope(fbb, id, wire::Message::Result, result.Union());
+    ipc::finish_envelope(fbb, *id, wire::Message::Result, result.Union());
     send(fbb).ignore();
   }
   return WorkerExitCode::kOk;

@@ -55,6 +55,9 @@ class WorkerProcess {
   // The checked outputs of a Result, read in place from the worker->host ring.
   Result<std::vector<ipc::TensorView>> outputs_of(const ipc::InboundMessage& result);
 
+  // Closes the host's end of the control channel (as a host that died would).
+  void close_channel() { channel_.reset(); }
+
   // Waits for the worker to exit; returns its wait status.
   int wait();
 

@@ -406,6 +406,32 @@ TEST(Worker, ShutdownCleansUpAnswersAndExitsZero) {
   EXPECT_EQ(exit_code_of(worker->wait()), 0);
 }
 
+TEST(Worker, ShutdownDuringAGenerationCancelsItFirst) {
+  auto worker = start_ready(PIO_TEST_ECHO_PLUGIN, R"({"token_delay_ms": 20})");
+  const uint64_t generation = worker->send_generate(std::string(500, 'y'), 1000);
+  ipc::InboundMessage in;
+  ASSERT_TRUE(worker->receive(&in).ok());
+  ASSERT_EQ(in.request_id(), generation);
+  const uint64_t shutdown = worker->send_shutdown();
+  for (;;) {
+    ASSERT_TRUE(worker->receive(&in).ok());
+    if (in.request_id() == shutdown) break;
+    ASSERT_EQ(in.type(), wire::Message::TokenChunk);
+    const auto reason = in.envelope().message_as_TokenChunk()->finish_reason();
+    if (reason != wire::FinishReason::None) {
+      EXPECT_EQ(reason, wire::FinishReason::Cancelled);
+    }
+  }
+  EXPECT_EQ(in.type(), wire::Message::Result);
+  EXPECT_EQ(exit_code_of(worker->wait()), 0);
+}
+
+TEST(Worker, ExitsZeroWhenTheHostClosesTheChannel) {
+  auto worker = start_ready(PIO_TEST_ECHO_PLUGIN);
+  worker->close_channel();
+  EXPECT_EQ(exit_code_of(worker->wait()), 0);
+}
+
 TEST(Worker, ReleasingASlotThatIsNotLiveIsAnError) {
   auto worker = start_ready(PIO_TEST_ECHO_PLUGIN);
   ipc::TensorView bogus;
