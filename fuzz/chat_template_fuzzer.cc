@@ -4,9 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string_view>
-
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "pio/runtime/chat_template_qwen3.h"
 
@@ -23,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.enable_thinking = flag("enable_thinking", true);
   const auto messages = request.find("messages");
   const auto tools = request.find("tools");
-  (void)pio::runtime::render_qwen3_chat(messages == request.end() ? nlohmann::ordered_json() : *messages,
-                                        tools == request.end() ? nlohmann::ordered_json() : *tools, options);
+  (void)pio::runtime::render_qwen3_chat(
+      messages == request.end() ? nlohmann::ordered_json() : *messages,
+      tools == request.end() ? nlohmann::ordered_json() : *tools, options);
   return 0;
 }

@@ -16,8 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const size_t nul = input.find('\0');
   const std::string_view json = input.substr(0, nul);
-  const std::string_view text =
-      nul == std::string_view::npos ? std::string_view("Hello, world! 123 \xC3\xA9<|im_end|>") : input.substr(nul + 1);
+  const std::string_view text = nul == std::string_view::npos
+                                    ? std::string_view("Hello, world! 123 \xC3\xA9<|im_end|>")
+                                    : input.substr(nul + 1);
 
   auto tokenizer = pio::runtime::Tokenizer::from_json(json);
   if (!tokenizer.ok()) return 0;

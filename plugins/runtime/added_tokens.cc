@@ -39,9 +39,14 @@ bool is_whitespace(char32_t c) {
 // Rust's char::is_alphanumeric, by general category (letters and numbers).
 bool is_word_char(char32_t c) {
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
       return true;
     default:
       return false;
@@ -85,7 +90,8 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<TextSegment>& s
     pos = stop;  // matches never overlap, whatever the strip rules do below
     if (found->single_word) {
       const bool free_left = start == 0 || !is_word_char(last_code_point(text, start, nullptr));
-      const bool free_right = stop == text.size() || !is_word_char(first_code_point(text, stop, nullptr));
+      const bool free_right =
+          stop == text.size() || !is_word_char(first_code_point(text, stop, nullptr));
       if (!free_left || !free_right) continue;
     }
     if (found->lstrip) {
@@ -96,7 +102,8 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<TextSegment>& s
     }
     if (found->rstrip) {
       size_t length = 0;
-      while (stop < text.size() && is_whitespace(first_code_point(text, stop, &length))) stop += length;
+      while (stop < text.size() && is_whitespace(first_code_point(text, stop, &length)))
+        stop += length;
       pos = stop;
     }
     if (start > emitted) segments.push_back({text.substr(emitted, start - emitted), -1});

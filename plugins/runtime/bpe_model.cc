@@ -55,7 +55,8 @@ void BpeModel::encode_word(std::string_view raw_bytes, std::vector<int32_t>& ids
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     if (cache_.size() >= kCacheCapacity) cache_.clear();
-    cache_.emplace(std::string(raw_bytes), std::vector<int32_t>(ids.begin() + static_cast<ptrdiff_t>(first), ids.end()));
+    cache_.emplace(std::string(raw_bytes),
+                   std::vector<int32_t>(ids.begin() + static_cast<ptrdiff_t>(first), ids.end()));
   }
 }
 

@@ -73,13 +73,15 @@ Result<std::vector<Message>> read_messages(const Json& messages) {
 size_t last_query_index(const std::vector<Message>& messages) {
   for (size_t i = messages.size(); i-- > 0;) {
     const std::string_view content = messages[i].content;
-    const bool tool_response = content.starts_with("<tool_response>") && content.ends_with("</tool_response>");
+    const bool tool_response =
+        content.starts_with("<tool_response>") && content.ends_with("</tool_response>");
     if (messages[i].role == "user" && !tool_response) return i;
   }
   return messages.size() - 1;
 }
 
-Status append_tool_calls(size_t index, const Json& calls, std::string_view content, std::string& out) {
+Status append_tool_calls(size_t index, const Json& calls, std::string_view content,
+                         std::string& out) {
   if (!calls.is_array()) return message_error(index, "\"tool_calls\" must be an array");
   for (size_t j = 0; j < calls.size(); ++j) {
     if (j > 0 || !content.empty()) out += '\n';
@@ -93,14 +95,16 @@ Status append_tool_calls(size_t index, const Json& calls, std::string_view conte
       return message_error(index, "tool_calls entry has no string \"name\"");
     }
     const auto arguments = call->find("arguments");
-    if (arguments == call->end()) return message_error(index, "tool_calls entry has no \"arguments\"");
+    if (arguments == call->end())
+      return message_error(index, "tool_calls entry has no \"arguments\"");
     out += "<tool_call>\n{\"name\": \"";
     out += name->get_ref<const std::string&>();
     out += "\", \"arguments\": ";
     if (arguments->is_string()) {
       out += arguments->get_ref<const std::string&>();  // already JSON text: written as given
     } else {
-      PIO_RETURN_IF_ERROR(internal::append_python_json(*arguments, out).with_context("tool_calls arguments"));
+      PIO_RETURN_IF_ERROR(
+          internal::append_python_json(*arguments, out).with_context("tool_calls arguments"));
     }
     out += "}\n</tool_call>";
   }
@@ -113,12 +117,14 @@ Status append_assistant(size_t index, const Message& m, bool after_last_query, b
   std::string_view reasoning;
   const auto reasoning_field = m.json->find("reasoning_content");
   if (reasoning_field != m.json->end() && !reasoning_field->is_null()) {
-    if (!reasoning_field->is_string()) return message_error(index, "\"reasoning_content\" must be a string");
+    if (!reasoning_field->is_string())
+      return message_error(index, "\"reasoning_content\" must be a string");
     reasoning = reasoning_field->get_ref<const std::string&>();
   } else if (content.find("</think>") != std::string_view::npos) {
     const std::string_view whole = m.content;
     content = lstrip_newlines(after_last(whole, "</think>"));
-    reasoning = lstrip_newlines(after_last(rstrip_newlines(before_first(whole, "</think>")), "<think>"));
+    reasoning =
+        lstrip_newlines(after_last(rstrip_newlines(before_first(whole, "</think>")), "<think>"));
   }
   out += "<|im_start|>";
   out += m.role;
@@ -146,7 +152,8 @@ Result<std::string> render_qwen3_chat(const nlohmann::ordered_json& messages_jso
                                       const nlohmann::ordered_json& tools,
                                       const Qwen3ChatOptions& options) {
   PIO_ASSIGN_OR_RETURN(const std::vector<Message> messages, read_messages(messages_json));
-  if (!tools.is_null() && !tools.is_array()) return invalid_argument_error("tools must be an array or null");
+  if (!tools.is_null() && !tools.is_array())
+    return invalid_argument_error("tools must be an array or null");
 
   std::string out;
   const bool first_is_system = messages[0].role == "system";

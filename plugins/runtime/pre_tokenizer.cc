@@ -17,7 +17,8 @@ Result<bool> bool_field(const nlohmann::json& object, const char* name, bool fal
   const auto it = object.find(name);
   if (it == object.end() || it->is_null()) return fallback;
   if (!it->is_boolean()) {
-    return invalid_argument_error(std::string("pre_tokenizer field \"") + name + "\" is not a boolean");
+    return invalid_argument_error(std::string("pre_tokenizer field \"") + name +
+                                  "\" is not a boolean");
   }
   return it->get<bool>();
 }
@@ -70,11 +71,13 @@ Status PreTokenizer::add(const nlohmann::json& config, bool& byte_level, int dep
     const auto pattern = config.find("pattern");
     if (pattern == config.end() || !pattern->is_object() || !pattern->contains("Regex") ||
         !(*pattern)["Regex"].is_string()) {
-      return unimplemented_error("pre_tokenizer Split without a {\"Regex\": ...} pattern is not supported");
+      return unimplemented_error(
+          "pre_tokenizer Split without a {\"Regex\": ...} pattern is not supported");
     }
     const auto behavior = config.find("behavior");
     if (behavior == config.end() || *behavior != "Isolated") {
-      return unimplemented_error("pre_tokenizer Split behavior other than \"Isolated\" is not supported");
+      return unimplemented_error(
+          "pre_tokenizer Split behavior other than \"Isolated\" is not supported");
     }
     PIO_ASSIGN_OR_RETURN(const bool invert, bool_field(config, "invert", false));
     if (invert) return unimplemented_error("pre_tokenizer Split with invert is not supported");
@@ -95,7 +98,8 @@ Status PreTokenizer::split(std::string_view text, std::vector<std::string_view>&
   std::vector<std::string_view> next;
   for (size_t i = 0; i < splitters_.size(); ++i) {
     std::vector<std::string_view>& out = i + 1 == splitters_.size() ? pieces : next;
-    for (const std::string_view piece : current) PIO_RETURN_IF_ERROR(splitters_[i].split(piece, out));
+    for (const std::string_view piece : current)
+      PIO_RETURN_IF_ERROR(splitters_[i].split(piece, out));
     if (i + 1 < splitters_.size()) {
       current.swap(next);
       next.clear();

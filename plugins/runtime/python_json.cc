@@ -14,13 +14,27 @@ void append_string(const std::string& s, std::string& out) {
   out.push_back('"');
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buffer[8];
@@ -50,7 +64,8 @@ void append_float(double v, std::string& out) {
     v = -v;
   }
   char buffer[64];
-  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), v, std::chars_format::scientific);
+  const auto result =
+      std::to_chars(buffer, buffer + sizeof(buffer), v, std::chars_format::scientific);
   PIO_CHECK(result.ec == std::errc());
   const std::string_view sci(buffer, static_cast<size_t>(result.ptr - buffer));
   const size_t e_pos = sci.find('e');
@@ -70,7 +85,8 @@ void append_float(double v, std::string& out) {
       out.append(digits, 1);
     }
     char exp_text[16];
-    std::snprintf(exp_text, sizeof(exp_text), "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
+    std::snprintf(exp_text, sizeof(exp_text), "e%c%02d", exponent < 0 ? '-' : '+',
+                  std::abs(exponent));
     out += exp_text;
   } else if (decpt <= 0) {
     out += "0.";
@@ -89,8 +105,8 @@ void append_float(double v, std::string& out) {
 
 Status append_value(const nlohmann::ordered_json& value, int depth, std::string& out) {
   if (depth > kMaxPythonJsonDepth) {
-    return invalid_argument_error("JSON value nested more than " + std::to_string(kMaxPythonJsonDepth) +
-                                  " deep");
+    return invalid_argument_error("JSON value nested more than " +
+                                  std::to_string(kMaxPythonJsonDepth) + " deep");
   }
   switch (value.type()) {
     case nlohmann::ordered_json::value_t::null:

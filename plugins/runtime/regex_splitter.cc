@@ -13,7 +13,8 @@ constexpr uint32_t kHeapLimitKiB = 64 * 1024;
 
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buffer[256];
-  if (pcre2_get_error_message(code, buffer, sizeof(buffer)) < 0) return "error " + std::to_string(code);
+  if (pcre2_get_error_message(code, buffer, sizeof(buffer)) < 0)
+    return "error " + std::to_string(code);
   return reinterpret_cast<const char*>(buffer);
 }
 

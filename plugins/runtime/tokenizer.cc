@@ -1,10 +1,9 @@
 #include "pio/runtime/tokenizer.h"
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <unordered_set>
-
-#include <nlohmann/json.hpp>
 
 #include "internal/added_tokens.h"
 #include "internal/bpe_model.h"
@@ -33,7 +32,8 @@ constexpr size_t kMaxUnusedIds = 1 << 16;
 constexpr int kMaxNesting = 8;
 
 Result<int32_t> token_id(const nlohmann::json& value, std::string_view what) {
-  if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > kMaxTokenId) {
+  if (!value.is_number_integer() || value.get<int64_t>() < 0 ||
+      value.get<int64_t>() > kMaxTokenId) {
     return invalid_argument_error(std::string(what) + " has an id that is not an integer in [0, " +
                                   std::to_string(kMaxTokenId) + "]");
   }
@@ -42,7 +42,8 @@ Result<int32_t> token_id(const nlohmann::json& value, std::string_view what) {
 
 Result<NormalForm> parse_normalizer(const nlohmann::json& config, int depth = 0) {
   if (config.is_null()) return NormalForm::kNone;
-  if (depth > kMaxNesting) return invalid_argument_error("normalizer Sequences are nested too deep");
+  if (depth > kMaxNesting)
+    return invalid_argument_error("normalizer Sequences are nested too deep");
   if (!config.is_object() || !config.contains("type") || !config["type"].is_string()) {
     return invalid_argument_error("normalizer has no \"type\"");
   }
@@ -66,7 +67,8 @@ Result<NormalForm> parse_normalizer(const nlohmann::json& config, int depth = 0)
 Status check_model(const nlohmann::json& model) {
   if (!model.is_object()) return invalid_argument_error("\"model\" is not an object");
   if (model.contains("type") && model["type"] != "BPE") {
-    return unimplemented_error("model type " + model["type"].dump() + " is not supported (BPE only)");
+    return unimplemented_error("model type " + model["type"].dump() +
+                               " is not supported (BPE only)");
   }
   if (model.contains("dropout") && !model["dropout"].is_null()) {
     return unimplemented_error("BPE dropout is not supported (it makes encoding random)");
@@ -85,7 +87,8 @@ Status check_model(const nlohmann::json& model) {
   return ok_status();
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> parse_merges(const nlohmann::json& merges) {
+Result<std::vector<std::pair<std::string, std::string>>> parse_merges(
+    const nlohmann::json& merges) {
   std::vector<std::pair<std::string, std::string>> out;
   out.reserve(merges.size());
   for (size_t i = 0; i < merges.size(); ++i) {
@@ -156,7 +159,8 @@ Result<Tokenizer> Tokenizer::from_file(const std::filesystem::path& path) {
   }
   in.seekg(0);
   std::string text(static_cast<size_t>(size), '\0');
-  if (!in.read(text.data(), size)) return invalid_argument_error("cannot read tokenizer file " + path.string());
+  if (!in.read(text.data(), size))
+    return invalid_argument_error("cannot read tokenizer file " + path.string());
   auto tokenizer = from_json(text);
   if (!tokenizer.ok()) return tokenizer.status().with_context(path.string());
   return tokenizer;
@@ -182,7 +186,8 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text) {
       vocab.emplace(text, id);
     }
     PIO_ASSIGN_OR_RETURN(const auto merges, parse_merges(model["merges"]));
-    const bool ignore_merges = model.contains("ignore_merges") && model["ignore_merges"].is_boolean() &&
+    const bool ignore_merges = model.contains("ignore_merges") &&
+                               model["ignore_merges"].is_boolean() &&
                                model["ignore_merges"].get<bool>();
     PIO_ASSIGN_OR_RETURN(auto bpe, BpeModel::create(std::move(vocab), merges, ignore_merges));
     auto state = std::make_shared<State>(std::move(bpe));
@@ -199,7 +204,8 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text) {
     std::vector<AddedToken> raw;
     std::vector<AddedToken> normalized;
     const nlohmann::json& added = field("added_tokens");
-    if (!added.is_null() && !added.is_array()) return invalid_argument_error("\"added_tokens\" is not an array");
+    if (!added.is_null() && !added.is_array())
+      return invalid_argument_error("\"added_tokens\" is not an array");
     for (const auto& entry : added) {
       PIO_ASSIGN_OR_RETURN(AddedToken token, parse_added_token(entry));
       state->added_by_content[token.content] = token.id;
@@ -214,8 +220,8 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text) {
     }
     const size_t entries = state->bpe.vocab().size() + raw.size() + normalized.size();
     if (static_cast<size_t>(limit) > entries + kMaxUnusedIds) {
-      return invalid_argument_error("token ids go up to " + std::to_string(limit - 1) + " for only " +
-                                    std::to_string(entries) + " tokens");
+      return invalid_argument_error("token ids go up to " + std::to_string(limit - 1) +
+                                    " for only " + std::to_string(entries) + " tokens");
     }
     state->bytes_by_id.assign(static_cast<size_t>(limit), std::string());
     state->special_by_id.assign(static_cast<size_t>(limit), false);
@@ -238,14 +244,16 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text) {
     state->normalized_added = AddedTokenMatcher(std::move(normalized));
     return Tokenizer(std::move(state));
   } catch (const nlohmann::json::exception& e) {
-    return invalid_argument_error(std::string("tokenizer.json has an unexpected shape: ") + e.what());
+    return invalid_argument_error(std::string("tokenizer.json has an unexpected shape: ") +
+                                  e.what());
   }
 }
 
 Result<std::vector<int32_t>> Tokenizer::encode(std::string_view text) const {
   const size_t bad = internal::first_invalid_utf8(text);
   if (bad != text.size()) {
-    return invalid_argument_error("text to encode is not valid UTF-8 (at byte " + std::to_string(bad) + ")");
+    return invalid_argument_error("text to encode is not valid UTF-8 (at byte " +
+                                  std::to_string(bad) + ")");
   }
   const State& s = *state_;
   std::vector<int32_t> ids;
@@ -301,7 +309,8 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
   if (const auto it = state_->added_by_content.find(key); it != state_->added_by_content.end()) {
     return it->second;
   }
-  if (const auto it = state_->bpe.vocab().find(key); it != state_->bpe.vocab().end()) return it->second;
+  if (const auto it = state_->bpe.vocab().find(key); it != state_->bpe.vocab().end())
+    return it->second;
   return std::nullopt;
 }
 

@@ -30,7 +30,8 @@ int valid_prefix_length(std::string_view s, size_t pos, const LeadInfo& info) {
   int n = 1;
   while (n < info.length && pos + n < s.size()) {
     const auto b = static_cast<uint8_t>(s[pos + n]);
-    const bool ok = n == 1 ? (b >= info.second_min && b <= info.second_max) : (b >= 0x80 && b <= 0xBF);
+    const bool ok =
+        n == 1 ? (b >= info.second_min && b <= info.second_max) : (b >= 0x80 && b <= 0xBF);
     if (!ok) break;
     ++n;
   }

@@ -20,7 +20,8 @@ std::string first_difference(const std::string& expected, const std::string& got
   while (at < expected.size() && at < got.size() && expected[at] == got[at]) ++at;
   const size_t from = at < 40 ? 0 : at - 40;
   return "first difference at byte " + std::to_string(at) + "\n  expected ..." +
-         Json(expected.substr(from, 100)).dump() + "\n  got      ..." + Json(got.substr(from, 100)).dump();
+         Json(expected.substr(from, 100)).dump() + "\n  got      ..." +
+         Json(got.substr(from, 100)).dump();
 }
 
 TEST(Qwen3ChatTemplate, RendersEveryReferenceConversationByteForByte) {
@@ -45,7 +46,8 @@ TEST(Qwen3ChatTemplate, RendersEveryReferenceConversationByteForByte) {
   EXPECT_EQ(passed, static_cast<int>(cases.size())) << passed << " of " << cases.size() << " match";
 }
 
-Result<std::string> render(const char* messages, const char* tools = "null", Qwen3ChatOptions options = {}) {
+Result<std::string> render(const char* messages, const char* tools = "null",
+                           Qwen3ChatOptions options = {}) {
   return render_qwen3_chat(Json::parse(messages), Json::parse(tools), options);
 }
 
@@ -58,9 +60,12 @@ TEST(Qwen3ChatTemplate, WritesToolJsonAsPythonJsonDumpsDoes) {
            "b": [true, false], "big": 18446744073709551615, "neg": -9223372036854775808}])");
   ASSERT_TRUE(rendered.ok()) << rendered.status().to_string();
   const std::string expected_tool =
-      "\n{\"z\": [1.0, 0.5, 1e+16, 1000000000000000.0, 1.5e-07, 0.0001, 1e-05, -0.0, 123456789.125, "
-      "1e+100, 3], \"a\": \"x\\u0001\\\"\\\\\\n\\t\x7f\xC3\xA9\xE2\x80\xA8/<>&'\", \"e\": {}, \"l\": [], "
-      "\"n\": null, \"b\": [true, false], \"big\": 18446744073709551615, \"neg\": -9223372036854775808}\n"
+      "\n{\"z\": [1.0, 0.5, 1e+16, 1000000000000000.0, 1.5e-07, 0.0001, 1e-05, -0.0, "
+      "123456789.125, "
+      "1e+100, 3], \"a\": \"x\\u0001\\\"\\\\\\n\\t\x7f\xC3\xA9\xE2\x80\xA8/<>&'\", \"e\": {}, "
+      "\"l\": [], "
+      "\"n\": null, \"b\": [true, false], \"big\": 18446744073709551615, \"neg\": "
+      "-9223372036854775808}\n"
       "</tools>";
   EXPECT_NE(rendered->find(expected_tool), std::string::npos) << *rendered;
 }
@@ -74,7 +79,8 @@ TEST(Qwen3ChatTemplate, KeepsToolCallArgumentsGivenAsTextVerbatim) {
   EXPECT_EQ(*rendered,
             "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
             "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"b\":2,\"a\":1}}\n</tool_call>\n"
-            "<tool_call>\n{\"name\": \"g\", \"arguments\": {\"b\": 2, \"a\": 1}}\n</tool_call><|im_end|>\n");
+            "<tool_call>\n{\"name\": \"g\", \"arguments\": {\"b\": 2, \"a\": "
+            "1}}\n</tool_call><|im_end|>\n");
 }
 
 TEST(Qwen3ChatTemplate, DropsReasoningOfTurnsBeforeTheLastQuery) {
@@ -86,7 +92,8 @@ TEST(Qwen3ChatTemplate, DropsReasoningOfTurnsBeforeTheLastQuery) {
   ASSERT_TRUE(rendered.ok()) << rendered.status().to_string();
   EXPECT_EQ(*rendered,
             "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n"
-            "<|im_start|>user\nb<|im_end|>\n<|im_start|>assistant\n<think>\nnew\n</think>\n\nB<|im_end|>\n");
+            "<|im_start|>user\nb<|im_end|>\n<|im_start|>assistant\n<think>\nnew\n</"
+            "think>\n\nB<|im_end|>\n");
 }
 
 TEST(Qwen3ChatTemplate, GroupsConsecutiveToolResultsInOneUserTurn) {
@@ -95,11 +102,12 @@ TEST(Qwen3ChatTemplate, GroupsConsecutiveToolResultsInOneUserTurn) {
       {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": {}}}]},
       {"role": "tool", "content": "r1"},
       {"role": "tool", "content": "r2"}])",
-      "null", {.add_generation_prompt = true, .enable_thinking = false});
+                               "null", {.add_generation_prompt = true, .enable_thinking = false});
   ASSERT_TRUE(rendered.ok()) << rendered.status().to_string();
-  EXPECT_TRUE(rendered->ends_with(
-      "<|im_start|>user\n<tool_response>\nr1\n</tool_response>\n<tool_response>\nr2\n</tool_response>"
-      "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"))
+  EXPECT_TRUE(
+      rendered->ends_with("<|im_start|>user\n<tool_response>\nr1\n</"
+                          "tool_response>\n<tool_response>\nr2\n</tool_response>"
+                          "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"))
       << *rendered;
 }
 
@@ -128,15 +136,17 @@ TEST(Qwen3ChatTemplate, RefusesToolJsonNestedTooDeep) {
                                           Json::array({std::move(deep)}), {});
   ASSERT_FALSE(rendered.ok());
   EXPECT_EQ(rendered.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(rendered.status().message().find("nested"), std::string::npos) << rendered.status().to_string();
+  EXPECT_NE(rendered.status().message().find("nested"), std::string::npos)
+      << rendered.status().to_string();
 }
 
 TEST(Qwen3ChatTemplate, TreatsNullContentAsEmpty) {
   const auto rendered = render(R"([{"role": "user", "content": "q"},
       {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": {}}}]}])");
   ASSERT_TRUE(rendered.ok()) << rendered.status().to_string();
-  EXPECT_TRUE(rendered->ends_with("<think>\n\n</think>\n\n<tool_call>\n{\"name\": \"f\", \"arguments\": {}}"
-                                  "\n</tool_call><|im_end|>\n"))
+  EXPECT_TRUE(
+      rendered->ends_with("<think>\n\n</think>\n\n<tool_call>\n{\"name\": \"f\", \"arguments\": {}}"
+                          "\n</tool_call><|im_end|>\n"))
       << *rendered;
 }
 

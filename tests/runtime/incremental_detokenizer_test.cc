@@ -66,7 +66,9 @@ TEST(IncrementalDetokenizer, ReplacesABrokenCharacterOnceItCannotComplete) {
   ASSERT_NE(tokenizer, nullptr);
   IncrementalDetokenizer detokenizer(*tokenizer);
   EXPECT_EQ(detokenizer.push(byte_token(*tokenizer, 0xE2)), "");
-  EXPECT_EQ(detokenizer.push(byte_token(*tokenizer, 'a')), "\xEF\xBF\xBD" "a");
+  EXPECT_EQ(detokenizer.push(byte_token(*tokenizer, 'a')),
+            "\xEF\xBF\xBD"
+            "a");
   EXPECT_EQ(detokenizer.push(byte_token(*tokenizer, 0xF0)), "");
   EXPECT_EQ(detokenizer.push(byte_token(*tokenizer, 0x9F)), "");
   // The sequence ended early: the tail becomes one U+FFFD, as decode() would give.

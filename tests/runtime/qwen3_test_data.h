@@ -4,14 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "pio/runtime/tokenizer.h"
 
@@ -28,9 +27,11 @@ inline std::filesystem::path reference_cases(const std::string& name) {
 // The real Qwen3 tokenizer, loaded once per test binary. Fails the calling test (never skips)
 // when the fetched files are missing.
 inline const Tokenizer* qwen3_tokenizer() {
-  static const Result<Tokenizer> loaded = Tokenizer::from_file(qwen3_tokenizer_dir() / "tokenizer.json");
+  static const Result<Tokenizer> loaded =
+      Tokenizer::from_file(qwen3_tokenizer_dir() / "tokenizer.json");
   EXPECT_TRUE(loaded.ok()) << loaded.status().to_string()
-                           << "\n(run scripts/fetch-test-data.sh; PIO_TEST_DATA_DIR=" << PIO_TEST_DATA_DIR << ")";
+                           << "\n(run scripts/fetch-test-data.sh; PIO_TEST_DATA_DIR="
+                           << PIO_TEST_DATA_DIR << ")";
   return loaded.ok() ? &loaded.value() : nullptr;
 }
 
@@ -57,11 +58,21 @@ inline bool is_valid_utf8(std::string_view text) {
     const auto b = static_cast<unsigned char>(text[i]);
     size_t n = 0;
     uint32_t cp = 0;
-    if (b < 0x80) { ++i; continue; }
-    if ((b & 0xE0) == 0xC0) { n = 2; cp = b & 0x1F; }
-    else if ((b & 0xF0) == 0xE0) { n = 3; cp = b & 0x0F; }
-    else if ((b & 0xF8) == 0xF0) { n = 4; cp = b & 0x07; }
-    else return false;
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((b & 0xE0) == 0xC0) {
+      n = 2;
+      cp = b & 0x1F;
+    } else if ((b & 0xF0) == 0xE0) {
+      n = 3;
+      cp = b & 0x0F;
+    } else if ((b & 0xF8) == 0xF0) {
+      n = 4;
+      cp = b & 0x07;
+    } else
+      return false;
     if (i + n > text.size()) return false;
     for (size_t k = 1; k < n; ++k) {
       const auto c = static_cast<unsigned char>(text[i + k]);

@@ -148,7 +148,10 @@ TEST(Tokenizer, SplitRegexCutsTheTextAtEmptyMatchesToo) {
   doc["pre_tokenizer"] = {
       {"type", "Sequence"},
       {"pretokenizers",
-       {{{"type", "Split"}, {"pattern", {{"Regex", "(?=b)"}}}, {"behavior", "Isolated"}, {"invert", false}},
+       {{{"type", "Split"},
+         {"pattern", {{"Regex", "(?=b)"}}},
+         {"behavior", "Isolated"},
+         {"invert", false}},
         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
   const auto tokenizer = load(doc);
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().to_string();
@@ -166,8 +169,13 @@ TEST(Tokenizer, AcceptsMergesWrittenAsSpaceSeparatedStrings) {
 
 TEST(Tokenizer, AddedTokenWithLstripTakesTheSpacesBeforeIt) {
   auto doc = tiny_tokenizer();
-  doc["added_tokens"] = {{{"id", 8}, {"content", "<m>"}, {"special", true}, {"normalized", false},
-                          {"lstrip", false}, {"rstrip", false}, {"single_word", false}}};
+  doc["added_tokens"] = {{{"id", 8},
+                          {"content", "<m>"},
+                          {"special", true},
+                          {"normalized", false},
+                          {"lstrip", false},
+                          {"rstrip", false},
+                          {"single_word", false}}};
   auto plain = load(doc);
   ASSERT_TRUE(plain.ok()) << plain.status().to_string();
   EXPECT_EQ(encode(*plain, "a <m>b"), (std::vector<int32_t>{0, 3, 8, 1}));
@@ -180,7 +188,10 @@ TEST(Tokenizer, AddedTokenWithLstripTakesTheSpacesBeforeIt) {
 
 TEST(Tokenizer, SingleWordAddedTokenDoesNotMatchInsideAWord) {
   auto doc = tiny_tokenizer();
-  doc["added_tokens"] = {{{"id", 8}, {"content", "ab"}, {"special", false}, {"normalized", false},
+  doc["added_tokens"] = {{{"id", 8},
+                          {"content", "ab"},
+                          {"special", false},
+                          {"normalized", false},
                           {"single_word", true}}};
   auto tokenizer = load(doc);
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().to_string();
@@ -205,9 +216,12 @@ TEST(Tokenizer, RefusesMalformedFilesWithAClearError) {
       {"not an object", "[1, 2]", ErrorCode::kInvalidArgument, "not a JSON object"},
       {"wordpiece", with("/model/type", "WordPiece"), ErrorCode::kUnimplemented, "BPE only"},
       {"no vocab", with("/model/vocab", nullptr), ErrorCode::kInvalidArgument, "vocab"},
-      {"merge of unknown tokens", with("/model/merges", nlohmann::json::array({nlohmann::json::array({"a", "z"})})), ErrorCode::kInvalidArgument,
-       "merge 0"},
-      {"merge of odd shape", with("/model/merges", nlohmann::json::array({nlohmann::json::array({"a"})})), ErrorCode::kInvalidArgument, "merge 0"},
+      {"merge of unknown tokens",
+       with("/model/merges", nlohmann::json::array({nlohmann::json::array({"a", "z"})})),
+       ErrorCode::kInvalidArgument, "merge 0"},
+      {"merge of odd shape",
+       with("/model/merges", nlohmann::json::array({nlohmann::json::array({"a"})})),
+       ErrorCode::kInvalidArgument, "merge 0"},
       {"negative id", with("/model/vocab/a", -4), ErrorCode::kInvalidArgument, "\"a\""},
       {"huge id", with("/model/vocab/a", 1LL << 40), ErrorCode::kInvalidArgument, "\"a\""},
       {"string id", with("/model/vocab/a", "0"), ErrorCode::kInvalidArgument, "\"a\""},
@@ -220,20 +234,23 @@ TEST(Tokenizer, RefusesMalformedFilesWithAClearError) {
               {{{"type", "Split"}, {"pattern", {{"Regex", "(\\p{L}"}}}, {"behavior", "Isolated"}},
                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}),
        ErrorCode::kInvalidArgument, "regex"},
-      {"not byte-level", with("/pre_tokenizer", {{"type", "Whitespace"}}), ErrorCode::kUnimplemented,
-       "Whitespace"},
-      {"no ByteLevel step", with("/pre_tokenizer", nullptr), ErrorCode::kInvalidArgument, "ByteLevel"},
-      {"other decoder", with("/decoder", {{"type", "WordPiece"}}), ErrorCode::kUnimplemented, "decoder"},
+      {"not byte-level", with("/pre_tokenizer", {{"type", "Whitespace"}}),
+       ErrorCode::kUnimplemented, "Whitespace"},
+      {"no ByteLevel step", with("/pre_tokenizer", nullptr), ErrorCode::kInvalidArgument,
+       "ByteLevel"},
+      {"other decoder", with("/decoder", {{"type", "WordPiece"}}), ErrorCode::kUnimplemented,
+       "decoder"},
       {"dropout", with("/model/dropout", 0.1), ErrorCode::kUnimplemented, "dropout"},
-      {"added token without content", with("/added_tokens", {{{"id", 9}}}), ErrorCode::kInvalidArgument,
-       "content"},
-      {"unknown normalizer", with("/normalizer", {{"type", "Lowercase"}}), ErrorCode::kUnimplemented,
-       "Lowercase"},
+      {"added token without content", with("/added_tokens", {{{"id", 9}}}),
+       ErrorCode::kInvalidArgument, "content"},
+      {"unknown normalizer", with("/normalizer", {{"type", "Lowercase"}}),
+       ErrorCode::kUnimplemented, "Lowercase"},
   };
   for (const auto& c : cases) {
     const auto tokenizer = Tokenizer::from_json(c.json);
     ASSERT_FALSE(tokenizer.ok()) << c.name;
-    EXPECT_EQ(tokenizer.status().code(), c.code) << c.name << ": " << tokenizer.status().to_string();
+    EXPECT_EQ(tokenizer.status().code(), c.code)
+        << c.name << ": " << tokenizer.status().to_string();
     EXPECT_NE(tokenizer.status().message().find(c.message_part), std::string::npos)
         << c.name << ": " << tokenizer.status().to_string();
   }
@@ -248,14 +265,16 @@ TEST(Tokenizer, RefusesPreTokenizersNestedTooDeep) {
   doc["pre_tokenizer"] = std::move(step);
   const auto tokenizer = load(doc);
   ASSERT_FALSE(tokenizer.ok());
-  EXPECT_NE(tokenizer.status().message().find("nested"), std::string::npos) << tokenizer.status().to_string();
+  EXPECT_NE(tokenizer.status().message().find("nested"), std::string::npos)
+      << tokenizer.status().to_string();
 }
 
 TEST(Tokenizer, FromFileNamesTheMissingFile) {
   const auto tokenizer = Tokenizer::from_file("/nonexistent/dir/tokenizer.json");
   ASSERT_FALSE(tokenizer.ok());
   EXPECT_EQ(tokenizer.status().code(), ErrorCode::kNotFound);
-  EXPECT_NE(tokenizer.status().message().find("/nonexistent/dir/tokenizer.json"), std::string::npos);
+  EXPECT_NE(tokenizer.status().message().find("/nonexistent/dir/tokenizer.json"),
+            std::string::npos);
 }
 
 }  // namespace

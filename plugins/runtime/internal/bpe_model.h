@@ -43,7 +43,8 @@ class BpeModel {
     int32_t merged_id;
   };
   static uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
+           static_cast<uint32_t>(right);
   }
 
   BpeModel(std::unordered_map<std::string, int32_t> vocab, bool ignore_merges);

@@ -2,10 +2,9 @@
 // The pre-tokenizer of a byte-level BPE tokenizer.json: the regex splits it declares, applied in
 // order, each one cutting the pieces of the one before ("Sequence" of "Split" and "ByteLevel").
 
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "internal/regex_splitter.h"
 #include "pio/ipc/status.h"

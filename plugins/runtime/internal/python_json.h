@@ -3,9 +3,8 @@
 // `tojson` filter of Hugging Face chat templates produces: ", " and ": " separators, keys in the
 // order given, non-ASCII left as is, control characters as \u00xx, floats as Python's repr.
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "pio/ipc/status.h"
 

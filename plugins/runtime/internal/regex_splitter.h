@@ -26,7 +26,8 @@ class RegexSplitter {
 
  private:
   struct Compiled;
-  explicit RegexSplitter(std::shared_ptr<const Compiled> compiled) : compiled_(std::move(compiled)) {}
+  explicit RegexSplitter(std::shared_ptr<const Compiled> compiled)
+      : compiled_(std::move(compiled)) {}
 
   std::shared_ptr<const Compiled> compiled_;
 };

@@ -3,9 +3,8 @@
 // in C++ instead of run through a Jinja engine. It renders byte for byte what the chat_template of
 // Qwen3's tokenizer_config.json renders under Hugging Face transformers.
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "pio/ipc/status.h"
 
