@@ -2,6 +2,10 @@
 // parent, removed at reap; deadlines; spawn failures that name their step; degraded mode.
 
 #include <errno.h>
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -162,6 +166,59 @@ TEST_F(Lifecycle, WorkerOutsideTheLandlockPathsFailsNamingTheExecStep) {
   EXPECT_EQ(run.spawn_status.code(), ErrorCode::kPermissionDenied);
   EXPECT_NE(run.spawn_status.message().find("spawn step execve"), std::string::npos)
       << run.spawn_status.message();
+}
+
+// A host that is not root: the user namespace comes first, from the clone flags, and creates
+// the others; no cgroup is writable, so low trust only runs degraded (the test allows it).
+TEST_F(Lifecycle, NonRootHostSpawnsLowTrustInsideAUserNamespace) {
+  ASSERT_EQ(getuid(), 0u) << "the test drops from root to an unprivileged host";
+  std::string scratch = root_ + "/scratch-unprivileged";
+  mkdir(scratch.c_str(), 0777);
+  chmod(scratch.c_str(), 0777);
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Exit codes say which step failed.
+    if (setgroups(0, nullptr) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+        setresuid(65534, 65534, 65534) != 0) {
+      _exit(10);
+    }
+    boost::asio::io_context io;
+    LauncherOptions options;
+    options.instance_name = "nonroot" + std::to_string(getpid());
+    options.scratch_root = scratch;
+    options.allow_degraded = true;
+    auto l = WorkerLauncher::create(io, options);
+    if (!l.ok()) _exit(11);
+    auto compiled = (*l)->compile(policy(TrustLevel::kLow));
+    if (!compiled.ok()) _exit(12);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) _exit(13);
+    SpawnRequest r;
+    r.worker_path = PIO_SANDBOX_PROBE;
+    r.args = {"read_file", host_file_};
+    r.plugin_dir = plugin_dir_;
+    r.control_fd = sv[1];
+    auto w = (*l)->spawn(**compiled, std::move(r));
+    if (!w.ok()) {
+      std::fprintf(stderr, "%s\n", w.status().to_string().c_str());
+      _exit(14);
+    }
+    close(sv[1]);
+    char buf[4096];
+    if (recv(sv[0], buf, sizeof buf, 0) <= 0) _exit(15);  // Hello
+    ssize_t n = recv(sv[0], buf, sizeof buf, 0);
+    // Landlock still refuses the world-readable host file.
+    if (std::string(buf, n > 0 ? static_cast<size_t>(n) : 0) != "fail open " + std::to_string(EACCES)) {
+      _exit(16);
+    }
+    while (!(*w)->exited()) io.run_one();
+    if ((*w)->exit_info()->kind != ExitKind::kExited) _exit(17);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed step code " << WEXITSTATUS(status);
 }
 
 TEST(ExitClassification, SigsysIsASeccompViolationAndOomKillAMemoryLimit) {
