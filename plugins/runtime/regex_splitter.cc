@@ -11,6 +11,61 @@ namespace {
 constexpr uint32_t kMatchLimit = 10'000'000;
 constexpr uint32_t kHeapLimitKiB = 64 * 1024;
 
+// Oniguruma's \s (what the reference implementation runs these patterns on) is exactly this set;
+// PCRE2's \s also takes U+180E MONGOLIAN VOWEL SEPARATOR, a format character since Unicode 6.3.
+constexpr std::string_view kOnigSpaceSet = R"(\t\n\x0B\f\r\x20\x{85}\p{Zl}\p{Zp}\p{Zs})";
+
+// Rewrites \s and \S into Oniguruma's definition so that PCRE2 splits text the same way. \S
+// inside a character class is left as is (a class cannot subtract a set before PCRE2 10.45).
+std::string with_onig_spaces(std::string_view pattern) {
+  std::string out;
+  out.reserve(pattern.size() + 64);
+  bool in_class = false;
+  size_t i = 0;
+  while (i < pattern.size()) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char next = pattern[i + 1];
+      if (next == 'Q') {  // \Q...\E is literal text, copied untouched
+        const size_t end = pattern.find("\\E", i + 2);
+        const size_t stop = end == std::string_view::npos ? pattern.size() : end + 2;
+        out.append(pattern.substr(i, stop - i));
+        i = stop;
+        continue;
+      }
+      if (next == 's') {
+        out += in_class ? std::string(kOnigSpaceSet) : "[" + std::string(kOnigSpaceSet) + "]";
+      } else if (next == 'S' && !in_class) {
+        out += "[^" + std::string(kOnigSpaceSet) + "]";
+      } else {
+        out.append(pattern.substr(i, 2));
+      }
+      i += 2;
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out.push_back(c);
+      ++i;
+      // A ']' right after '[' or '[^' is a literal member, not the end of the class.
+      if (i < pattern.size() && pattern[i] == '^') out.push_back(pattern[i++]);
+      if (i < pattern.size() && pattern[i] == ']') out.push_back(pattern[i++]);
+      continue;
+    }
+    if (in_class && c == '[' && i + 1 < pattern.size() && pattern[i + 1] == ':') {
+      const size_t end = pattern.find(":]", i + 2);  // a POSIX class such as [:alpha:]
+      const size_t stop = end == std::string_view::npos ? pattern.size() : end + 2;
+      out.append(pattern.substr(i, stop - i));
+      i = stop;
+      continue;
+    }
+    if (in_class && c == ']') in_class = false;
+    out.push_back(c);
+    ++i;
+  }
+  return out;
+}
+
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buffer[256];
   if (pcre2_get_error_message(code, buffer, sizeof(buffer)) < 0)
@@ -33,11 +88,12 @@ Result<RegexSplitter> RegexSplitter::create(std::string_view pattern) {
   auto compiled = std::make_shared<Compiled>();
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  compiled->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+  const std::string rewritten = with_onig_spaces(pattern);
+  compiled->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rewritten.data()), rewritten.size(),
                                  PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
   if (compiled->code == nullptr) {
-    return invalid_argument_error("pre-tokenizer regex does not compile at offset " +
-                                  std::to_string(error_offset) + ": " + pcre2_message(error_code));
+    return invalid_argument_error("pre-tokenizer regex \"" + std::string(pattern.substr(0, 200)) +
+                                  "\" does not compile: " + pcre2_message(error_code));
   }
   // JIT is an optimisation only: where it is unavailable the interpreter gives the same matches.
   (void)pcre2_jit_compile(compiled->code, PCRE2_JIT_COMPLETE);

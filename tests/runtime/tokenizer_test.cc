@@ -159,6 +159,25 @@ TEST(Tokenizer, SplitRegexCutsTheTextAtEmptyMatchesToo) {
   EXPECT_EQ(encode(*tokenizer, "abab"), (std::vector<int32_t>{0, 1, 0, 1}));
 }
 
+// Patterns run on Oniguruma in the reference implementation, whose \s takes U+0085 but not
+// U+180E (PCRE2's does both).
+TEST(Tokenizer, SplitRegexUsesOnigurumasWhitespace) {
+  auto doc = tiny_tokenizer();
+  doc["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Split"}, {"pattern", {{"Regex", "\\S+|[\\s]+"}}}, {"behavior", "Isolated"}},
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  const auto tokenizer = load(doc);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().to_string();
+  // The bytes of these characters have no token and vanish; whether "a" and "b" merge tells
+  // whether the character was a space (two pieces) or not (one piece).
+  EXPECT_EQ(encode(*tokenizer, "a\u180Eb"), (std::vector<int32_t>{2}));
+  EXPECT_EQ(encode(*tokenizer, "a\u0085b"), (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(encode(*tokenizer, "a\u3000b"), (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(encode(*tokenizer, "a\u200Bb"), (std::vector<int32_t>{2}));
+}
+
 TEST(Tokenizer, AcceptsMergesWrittenAsSpaceSeparatedStrings) {
   auto doc = tiny_tokenizer();
   doc["model"]["merges"] = {"a b", "Ġ ab"};
