@@ -1,4 +1,4 @@
-// Feeds arbitrary bytes to the config.json and generation_config.json parsers. An accepted
+// Feeds arbitrary bytes to the config.json, generation_config.json and index parsers. An accepted
 // config must satisfy what the layers rely on (sizes in range, kv heads dividing heads, even
 // head_dim), and writing it out must read back as a config again.
 
@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "pio/ipc/check.h"
+#include "pio/runtime/checkpoint.h"
 #include "pio/runtime/generation_config.h"
 #include "pio/runtime/model_config.h"
 
@@ -32,6 +33,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     PIO_CHECK(generation->temperature >= 0 && generation->top_p > 0 && generation->top_p <= 1);
     PIO_CHECK(generation->top_k >= 0);
     PIO_CHECK(parse_generation_config(generation_config_to_json(*generation), "again").ok());
+  }
+  auto weight_map = parse_safetensors_index(text, "fuzz/model.safetensors.index.json");
+  if (weight_map.ok()) {
+    PIO_CHECK(!weight_map->empty());
+    for (const auto& [tensor, shard] : *weight_map) {
+      PIO_CHECK(shard.find('/') == std::string::npos && shard != ".." &&
+                shard.ends_with(".safetensors"));
+    }
   }
   return 0;
 }

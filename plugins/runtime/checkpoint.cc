@@ -23,11 +23,11 @@ Status check_shard_name(const std::string& name) {
   return ok_status();
 }
 
-// tensor name -> shard file name, from the index.
-Result<std::map<std::string, std::string>> read_weight_map(const fs::path& index_path) {
-  PIO_ASSIGN_OR_RETURN(nlohmann::json index, read_checkpoint_json(index_path));
-  const auto fail = [&index_path](std::string what) {
-    return invalid_argument_error(fmt::format("\"{}\": {}", index_path.string(), what));
+// tensor name -> shard file name, from the parsed index; `label` names the index in errors.
+Result<std::map<std::string, std::string>> weight_map_of(const nlohmann::json& index,
+                                                         std::string_view label) {
+  const auto fail = [label](std::string what) {
+    return invalid_argument_error(fmt::format("\"{}\": {}", label, what));
   };
   if (!index.is_object()) return fail("not a JSON object");
   if (!index.contains("weight_map") || !index["weight_map"].is_object()) {
@@ -35,8 +35,9 @@ Result<std::map<std::string, std::string>> read_weight_map(const fs::path& index
   }
   std::map<std::string, std::string> weight_map;
   for (const auto& [tensor, shard] : index["weight_map"].items()) {
-    if (!shard.is_string())
+    if (!shard.is_string()) {
       return fail(fmt::format("shard of tensor \"{}\" is not a string", tensor));
+    }
     const std::string& shard_name = shard.get_ref<const std::string&>();
     Status valid = check_shard_name(shard_name);
     if (!valid.ok()) return fail(fmt::format("tensor \"{}\": {}", tensor, valid.message()));
@@ -44,6 +45,11 @@ Result<std::map<std::string, std::string>> read_weight_map(const fs::path& index
   }
   if (weight_map.empty()) return fail("\"weight_map\" lists no tensor");
   return weight_map;
+}
+
+Result<std::map<std::string, std::string>> read_weight_map(const fs::path& index_path) {
+  PIO_ASSIGN_OR_RETURN(nlohmann::json index, read_checkpoint_json(index_path));
+  return weight_map_of(index, index_path.string());
 }
 
 }  // namespace
@@ -96,6 +102,12 @@ Result<Checkpoint> Checkpoint::open(const fs::path& directory) {
     for (const TensorView& view : file.tensors()) checkpoint.tensors_.emplace(view.name, &view);
   }
   return checkpoint;
+}
+
+Result<std::map<std::string, std::string>> parse_safetensors_index(std::string_view json_text,
+                                                                   std::string_view label) {
+  PIO_ASSIGN_OR_RETURN(nlohmann::json index, parse_checkpoint_json(json_text, label));
+  return weight_map_of(index, label);
 }
 
 const TensorView* Checkpoint::find(std::string_view name) const {

@@ -105,6 +105,18 @@ TEST(Checkpoint, IndexShardNamesThatLeaveTheDirectoryAreRefused) {
   }
 }
 
+TEST(Checkpoint, IndexParserReturnsTheWeightMapAndNamesTheIndexInErrors) {
+  Result<std::map<std::string, std::string>> map = parse_safetensors_index(
+      R"({"metadata": {"total_size": 4}, "weight_map": {"a": "model-00001-of-00001.safetensors"}})",
+      "i.json");
+  ASSERT_TRUE(map.ok()) << map.status().to_string();
+  EXPECT_EQ(map->at("a"), "model-00001-of-00001.safetensors");
+  EXPECT_THAT(parse_safetensors_index(R"({"weight_map": {"a": 3}})", "i.json").status().message(),
+              AllOf(HasSubstr("\"i.json\""), HasSubstr("shard of tensor \"a\" is not a string")));
+  EXPECT_THAT(parse_safetensors_index(R"({"weight_map": {}})", "i.json").status().message(),
+              HasSubstr("lists no tensor"));
+}
+
 TEST(Checkpoint, IndexPuttingATensorInAShardThatLacksItIsRefused) {
   TempDir dir;
   write_sharded(dir);

@@ -22,6 +22,11 @@ namespace pio::runtime {
 inline constexpr std::string_view kSingleSafetensorsName = "model.safetensors";
 inline constexpr std::string_view kSafetensorsIndexName = "model.safetensors.index.json";
 
+// The weight_map of a model.safetensors.index.json (tensor name -> shard file name), with every
+// shard name checked to be a plain "*.safetensors" file name; `label` names the index in errors.
+Result<std::map<std::string, std::string>> parse_safetensors_index(std::string_view json_text,
+                                                                   std::string_view label);
+
 class Checkpoint {
  public:
   static Result<Checkpoint> open(const std::filesystem::path& directory);
