@@ -24,7 +24,7 @@ echo "== tests"
 if command -v clang++ >/dev/null 2>&1; then
   asan="$build/asan"
   # Suites that read bytes a worker controls run again under the sanitizers.
-  suites=(${PIO_ASAN_SUITES:-ipc_tests})
+  suites=(${PIO_ASAN_SUITES:-ipc_tests runtime_tests})
   echo "== sanitizer build ($asan): ${suites[*]} and the fuzz targets"
   cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
