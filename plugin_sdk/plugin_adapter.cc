@@ -149,15 +149,9 @@ void fill_result(const GenerateResult& r, pio_generate_result* out) {
 
 // --- the table's functions ---
 
-void destroy(pio_plugin* plugin) {
-  try {
-    delete plugin;
-  } catch (...) {
-    // A destructor that throws would terminate; swallowing it here keeps the worker alive to
-    // report the plugin's other errors. The instance's memory is gone either way.
-    static_cast<void>(0);
-  }
-}
+// Destructors are noexcept: one that throws terminates the worker, which the host reports as a
+// crash of this plugin like any other.
+void destroy(pio_plugin* plugin) { delete plugin; }
 
 pio_error* initialize(pio_plugin* plugin, const char* config_json, size_t config_len) {
   return guarded(plugin->host, "initialize", [&]() -> Status {

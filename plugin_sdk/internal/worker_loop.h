@@ -104,6 +104,8 @@ class WorkerLoop {
   bool stopping_ = false;
   bool executor_busy_ = false;
 
+  // Executor thread only: Initialize succeeded and no pio.cleanup since. Every other verb needs it.
+  bool initialized_ = false;
   std::atomic<uint64_t> tokens_generated_{0};
   std::thread executor_;
 };

@@ -1,5 +1,6 @@
 #include "internal/worker_loop.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -32,11 +33,17 @@ std::string_view view_of(const flatbuffers::String* s) {
   return s == nullptr ? std::string_view() : std::string_view(s->c_str(), s->size());
 }
 
-uint64_t resident_bytes() {
+// The resident set size, and where it came from. /proc/self/statm is the current value, but
+// landlock policies may not grant /proc; getrusage then gives the peak, which the Stats say.
+std::pair<uint64_t, const char*> resident_bytes() {
   std::ifstream statm("/proc/self/statm");
   uint64_t size_pages = 0, resident_pages = 0;
-  if (!(statm >> size_pages >> resident_pages)) return 0;
-  return resident_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  if (statm >> size_pages >> resident_pages) {
+    return {resident_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)), "current"};
+  }
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) == 0) return {static_cast<uint64_t>(usage.ru_maxrss) * 1024, "peak"};
+  return {0, "unknown"};
 }
 
 std::string dump(const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); }
@@ -196,10 +203,12 @@ void WorkerLoop::answer_stats(uint64_t id) {
     in_flight = static_cast<uint32_t>(in_flight_.size());
   }
   flatbuffers::FlatBufferBuilder fbb;
+  const auto [rss, rss_source] = resident_bytes();
   std::vector<flatbuffers::Offset<wire::KeyValue>> values;
   values.push_back(wire::CreateKeyValueDirect(
       fbb, "output_slots_live", std::to_string(outputs_.live_count()).c_str()));
-  auto stats = wire::CreateStats(fbb, resident_bytes(), 0, in_flight,
+  values.push_back(wire::CreateKeyValueDirect(fbb, "rss_source", rss_source));
+  auto stats = wire::CreateStats(fbb, rss, 0, in_flight,
                                  tokens_generated_.load(std::memory_order_relaxed),
                                  fbb.CreateVectorOfSortedTables(&values));
   ipc::finish_envelope(fbb, id, wire::Message::Stats, stats.Union());
@@ -278,6 +287,28 @@ void WorkerLoop::executor_main() {
 void WorkerLoop::execute(const Request& request) {
   // Verified by the channel before it was copied here; the copy is private memory.
   const auto* envelope = flatbuffers::GetRoot<wire::Envelope>(request.bytes.data());
+  if (request.cancelled->load(std::memory_order_relaxed)) {
+    // Cancelled while it waited: the plugin never sees it.
+    if (envelope->message_type() != wire::Message::Generate) {
+      return send_error(request.id, cancelled_error("cancelled by the host before it started"));
+    }
+    flatbuffers::FlatBufferBuilder fbb;
+    auto chunk = wire::CreateTokenChunk(fbb, 0, 0, 0, wire::FinishReason::Cancelled);
+    ipc::finish_envelope(fbb, request.id, wire::Message::TokenChunk, chunk.Union());
+    send(fbb).ignore();
+    return;
+  }
+  const bool is_initialize = envelope->message_type() == wire::Message::Initialize;
+  if (is_initialize == initialized_) {
+    return send_error(request.id, failed_precondition_error(
+                                      is_initialize
+                                          ? fmt::format("plugin {} is already initialized; send "
+                                                        "pio.cleanup before initializing it again",
+                                                        api_.name)
+                                          : fmt::format("plugin {} is not initialized; send "
+                                                        "Initialize first",
+                                                        api_.name)));
+  }
   switch (envelope->message_type()) {
     case wire::Message::Initialize:
       run_initialize(request, *envelope->message_as_Initialize());
@@ -300,6 +331,7 @@ void WorkerLoop::run_initialize(const Request& request, const wire::Initialize& 
   const std::string_view config = view_of(message.config_json());
   Status status = take_error(api_.initialize(plugin_, config.data(), config.size()));
   if (!status.ok()) return send_error(request.id, status);
+  initialized_ = true;
   CallState empty;
   answer_result(request.id, empty);
 }
@@ -410,7 +442,10 @@ Status WorkerLoop::dispatch_command(std::string_view command, const wire::Infer&
     if (api_.install == nullptr) return missing(command);
     return take_error(api_.install(plugin_));
   }
-  if (command == kCommandCleanup) return take_error(api_.cleanup(plugin_));
+  if (command == kCommandCleanup) {
+    initialized_ = false;  // even a failed cleanup leaves the plugin's state unknown
+    return take_error(api_.cleanup(plugin_));
+  }
   if (command == kCommandTokenize) {
     if (api_.tokenize == nullptr) return missing(command);
     PIO_ASSIGN_OR_RETURN(Json p, parsed_params());

@@ -332,6 +332,40 @@ TEST(Worker, TextVerbsAndExecuteCommandsAnswerWithJson) {
   EXPECT_EQ(Json::parse(r.json).at("supported"), true);
 }
 
+TEST(Worker, VerbsBeforeInitializeAndASecondInitializeAreRefused) {
+  auto worker = WorkerProcess::start(PIO_TEST_ECHO_PLUGIN);
+  ipc::InboundMessage hello;
+  ASSERT_TRUE(worker->receive(&hello).ok());
+  Reply r = receive_reply(*worker, worker->send_infer(std::string(kCommandGetModelInfo), "", {}));
+  ASSERT_EQ(r.type, wire::Message::Error);
+  EXPECT_EQ(r.code, ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(r.message, HasSubstr("Initialize first"));
+
+  r = receive_reply(*worker, worker->send_initialize("{}"));
+  ASSERT_EQ(r.type, wire::Message::Result);
+  r = receive_reply(*worker, worker->send_initialize("{}"));
+  ASSERT_EQ(r.type, wire::Message::Error);
+  EXPECT_EQ(r.code, ErrorCode::kFailedPrecondition);
+
+  r = receive_reply(*worker, worker->send_infer(std::string(kCommandCleanup), "", {}));
+  ASSERT_EQ(r.type, wire::Message::Result);
+  r = receive_reply(*worker, worker->send_initialize(R"({"token_delay_ms": 1})"));
+  EXPECT_EQ(r.type, wire::Message::Result);
+}
+
+TEST(Worker, AnInvalidConfigurationIsRefusedByThePlugin) {
+  auto worker = WorkerProcess::start(PIO_TEST_ECHO_PLUGIN);
+  ipc::InboundMessage hello;
+  ASSERT_TRUE(worker->receive(&hello).ok());
+  Reply r = receive_reply(*worker, worker->send_initialize("{not json"));
+  ASSERT_EQ(r.type, wire::Message::Error);
+  EXPECT_EQ(r.code, ErrorCode::kInvalidArgument);
+  r = receive_reply(*worker, worker->send_initialize(R"({"token_delay_ms": "slow"})"));
+  ASSERT_EQ(r.type, wire::Message::Error);
+  EXPECT_EQ(r.code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(r.message, HasSubstr("token_delay_ms"));
+}
+
 TEST(Worker, MinimalAnswersTextVerbsWithUnimplemented) {
   auto worker = start_ready(PIO_TEST_MINIMAL_PLUGIN);
   const uint64_t id = worker->send_generate("hi", 4);

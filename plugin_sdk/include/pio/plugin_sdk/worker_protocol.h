@@ -11,7 +11,10 @@
 // code below. The host sends nothing before Hello has arrived.
 //
 // Requests (host -> worker; the worker answers with the same request id):
-//   Initialize    -> Result | Error                 (plugin initialize; once, first)
+//   Initialize    -> Result | Error                 (plugin initialize; first: every other
+//                                                    request is refused with failed_precondition
+//                                                    until one succeeded, and a second one until
+//                                                    pio.cleanup)
 //   LoadModel     -> Result | Error                 (path opened beneath its model root)
 //   Infer         -> Result{outputs, json} | Error  (command "" or "infer": infer; a kCommand*
 //                                                    below: that verb; anything else: execute)
@@ -19,7 +22,9 @@
 //                    prompt / prompt_token_ids: generate_text; messages_json: chat_completion.
 //                    stream = false: one TokenChunk with everything.
 //   Heartbeat     -> Heartbeat{sequence, reply = true}   (answered even while a verb runs)
-//   Stats         -> Stats{rss_bytes, requests_in_flight, tokens_generated}
+//   Stats         -> Stats{rss_bytes, requests_in_flight, tokens_generated, values:
+//                    rss_source ("current" from /proc/self/statm, or "peak" from getrusage
+//                    where the policy grants no /proc), output_slots_live}
 //   Shutdown      -> in-flight work is cancelled, plugin cleanup, Result, exit 0.
 // Notices (no answer unless they are wrong):
 //   Cancel{target}  the target request stops: a generation ends with a TokenChunk whose
