@@ -1,6 +1,8 @@
 // The functions of pio_host_services. They are called by plugin code through the C ABI, so each
 // one checks its arguments as claims, never lets an exception out, and returns pio_error*.
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -9,6 +11,7 @@
 #include "fmt/format.h"
 #include "internal/worker_services.h"
 #include "nlohmann/json.hpp"
+#include "pio/plugin_sdk/worker_protocol.h"
 
 namespace pio::sdk::worker {
 
@@ -58,7 +61,11 @@ pio_error* output_alloc(pio_call* call, const char* name, pio_dtype dtype, const
     const auto wire_dtype = static_cast<wire::DType>(dtype);
     Result<uint64_t> bytes = ipc::tensor_byte_size(wire_dtype, std::span(shape, rank));
     if (!bytes.ok()) return error_from(bytes.status().with_context(fmt::format("output \"{}\"", name)));
-    Result<ipc::RingSlot> slot = state->ring->allocate(*bytes, state->deadline, *state->cancelled);
+    // A full ring waits for the host's Releases: until the request's deadline, and never longer
+    // than kDefaultOutputWaitMs (a request without a deadline must not wait forever).
+    const ipc::Deadline wait_until =
+        std::min(state->deadline, ipc::deadline_after(std::chrono::milliseconds(kDefaultOutputWaitMs)));
+    Result<ipc::RingSlot> slot = state->ring->allocate(*bytes, wait_until, *state->cancelled);
     if (!slot.ok()) return error_from(slot.status().with_context(fmt::format("output \"{}\"", name)));
     OutputTensor out{name, wire_dtype, ipc::TensorShape(shape, shape + rank), *slot};
     try {

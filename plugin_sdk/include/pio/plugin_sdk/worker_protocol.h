@@ -44,7 +44,7 @@
 // so the host frees their slots then, without a Release. Outputs are slots of the worker->host
 // ring, allocated by the worker's ShmRing; they stay the host's until it sends Release. When
 // the ring is full, an output allocation waits for Releases until the request's deadline
-// (deadline_ms, or kDefaultOutputWaitMs when 0), then the request fails with resource_exhausted.
+// (deadline_ms) but at most kDefaultOutputWaitMs, then the request fails with resource_exhausted.
 
 #include <cstdint>
 #include <string_view>
