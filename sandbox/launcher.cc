@@ -93,8 +93,6 @@ const char* spawn_step_name(SpawnStep step) {
   switch (step) {
     case SpawnStep::kNone:
       return "none";
-    case SpawnStep::kSignals:
-      return "signals";
     case SpawnStep::kCgroupJoin:
       return "cgroup_join";
     case SpawnStep::kJoinNetns:

@@ -14,7 +14,6 @@ namespace pio::sandbox {
 
 enum class SpawnStep : int {
   kNone = 0,
-  kSignals,
   kCgroupJoin,
   kJoinNetns,
   kMounts,
