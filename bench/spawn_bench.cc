@@ -97,7 +97,8 @@ class PlainForkExec {
 class SandboxedSpawn {
  public:
   SandboxedSpawn(boost::asio::io_context& io, pio::sandbox::WorkerLauncher& launcher,
-                 const std::string& plugin_dir, std::shared_ptr<const pio::sandbox::CompiledPolicy> policy)
+                 const std::string& plugin_dir,
+                 std::shared_ptr<const pio::sandbox::CompiledPolicy> policy)
       : io_(io), launcher_(launcher), plugin_dir_(plugin_dir), policy_(std::move(policy)) {}
   double operator()() {
     int sv[2];
@@ -161,18 +162,18 @@ void BM_SpawnToReady(benchmark::State& state) {
     cases.push_back({name, SandboxedSpawn(io, **launcher, root + "/plugin", *compiled), {}});
     return true;
   };
-  bool ok = add("low", TrustLevel::kLow, nullptr) && add("medium", TrustLevel::kMedium, nullptr) &&
-            add("high", TrustLevel::kHigh, nullptr) && add("maximum", TrustLevel::kMaximum, nullptr) &&
-            add("low without namespaces", TrustLevel::kLow,
-                [](Policy& p) {
-                  p.namespaces.clear();
-                  p.scratch_bytes.reset();
-                }) &&
-            add("low without landlock", TrustLevel::kLow,
-                [](Policy& p) { p.filesystem.enabled = false; }) &&
-            add("low without seccomp", TrustLevel::kLow,
-                [](Policy& p) { p.seccomp.enabled = false; }) &&
-            add("low without cgroup limits", TrustLevel::kLow, [](Policy& p) { p.cgroup = {}; });
+  bool ok =
+      add("low", TrustLevel::kLow, nullptr) && add("medium", TrustLevel::kMedium, nullptr) &&
+      add("high", TrustLevel::kHigh, nullptr) && add("maximum", TrustLevel::kMaximum, nullptr) &&
+      add("low without namespaces", TrustLevel::kLow,
+          [](Policy& p) {
+            p.namespaces.clear();
+            p.scratch_bytes.reset();
+          }) &&
+      add("low without landlock", TrustLevel::kLow,
+          [](Policy& p) { p.filesystem.enabled = false; }) &&
+      add("low without seccomp", TrustLevel::kLow, [](Policy& p) { p.seccomp.enabled = false; }) &&
+      add("low without cgroup limits", TrustLevel::kLow, [](Policy& p) { p.cgroup = {}; });
   if (!ok) {
     state.SkipWithError("a policy did not load or compile");
     return;

@@ -166,12 +166,15 @@ CgroupFeatures probe_cgroups() {
   return f;
 }
 
-Result<std::unique_ptr<CgroupParent>> CgroupParent::create(
-    const CgroupFeatures& features, const std::string& instance,
-    const std::optional<std::string>& base) {
-  if (instance.empty() || instance.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != std::string::npos) {
-    return invalid_argument_error(
-        fmt::format("cgroup: instance name \"{}\" must be letters, digits, '_', '-', '.'", instance));
+Result<std::unique_ptr<CgroupParent>> CgroupParent::create(const CgroupFeatures& features,
+                                                           const std::string& instance,
+                                                           const std::optional<std::string>& base) {
+  if (instance.empty() ||
+      instance.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
+          std::string::npos) {
+    return invalid_argument_error(fmt::format(
+        "cgroup: instance name \"{}\" must be letters, digits, '_', '-', '.'", instance));
   }
   std::unique_ptr<CgroupParent> parent(new CgroupParent());
   parent->version_ = features.version;
@@ -211,8 +214,8 @@ std::vector<std::string> CgroupParent::dirs() const {
   return out;
 }
 
-Result<std::unique_ptr<WorkerCgroup>> CgroupParent::create_worker(const std::string& name,
-                                                                  const CgroupLimits& limits) const {
+Result<std::unique_ptr<WorkerCgroup>> CgroupParent::create_worker(
+    const std::string& name, const CgroupLimits& limits) const {
   std::vector<std::string> dirs;
   std::vector<UniqueFd> fds;
   auto fail = [&](Status s) -> Status {

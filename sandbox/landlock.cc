@@ -22,8 +22,8 @@ constexpr uint64_t kRefer = 1ull << 13;     // ABI 2
 constexpr uint64_t kTruncate = 1ull << 14;  // ABI 3
 constexpr uint64_t kIoctlDev = 1ull << 15;  // ABI 5
 constexpr uint64_t kFileRights = kExecute | kWriteFile | kReadFile | kTruncate | kIoctlDev;
-constexpr uint64_t kNetBindTcp = 1ull << 0;     // ABI 4
-constexpr uint64_t kNetConnectTcp = 1ull << 1;  // ABI 4
+constexpr uint64_t kNetBindTcp = 1ull << 0;         // ABI 4
+constexpr uint64_t kNetConnectTcp = 1ull << 1;      // ABI 4
 constexpr uint64_t kScopeAbstractUnix = 1ull << 0;  // ABI 6
 constexpr uint64_t kScopeSignal = 1ull << 1;        // ABI 6
 constexpr uint32_t kCreateRulesetVersion = 1u << 0;
@@ -60,8 +60,7 @@ uint64_t landlock_read_write_rights(int abi) {
   return fs_rights_for_abi(abi) & ~(kIoctlDev | kExecute);
 }
 
-Result<LandlockRuleset> build_landlock_ruleset(int abi, const LandlockPaths& paths,
-                                               bool deny_tcp) {
+Result<LandlockRuleset> build_landlock_ruleset(int abi, const LandlockPaths& paths, bool deny_tcp) {
   if (abi <= 0) return unimplemented_error("landlock: not available on this kernel");
   LandlockRuleset out;
   const uint64_t handled = fs_rights_for_abi(abi);
@@ -106,7 +105,8 @@ Result<LandlockRuleset> build_landlock_ruleset(int abi, const LandlockPaths& pat
   for (const auto& p : paths.read_only) PIO_RETURN_IF_ERROR(add(p, ro));
   for (const auto& p : paths.read_exec) PIO_RETURN_IF_ERROR(add(p, ro | kExecute));
   // Read-write: everything but device ioctls and executing what was written.
-  for (const auto& p : paths.read_write) PIO_RETURN_IF_ERROR(add(p, landlock_read_write_rights(abi)));
+  for (const auto& p : paths.read_write)
+    PIO_RETURN_IF_ERROR(add(p, landlock_read_write_rights(abi)));
   for (const auto& p : paths.devices) {
     PIO_RETURN_IF_ERROR(add(p, kReadFile | kWriteFile | kIoctlDev));
   }

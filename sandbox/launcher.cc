@@ -142,10 +142,9 @@ Result<std::unique_ptr<WorkerLauncher>> WorkerLauncher::create(
   if (!launcher->features_.pidfd) {
     return unimplemented_error("launcher: this kernel has no pidfd_open (needs Linux 5.3)");
   }
-  PIO_ASSIGN_OR_RETURN(launcher->cgroups_,
-                       CgroupParent::create(launcher->features_.cgroup,
-                                            launcher->options_.instance_name,
-                                            launcher->options_.cgroup_base));
+  PIO_ASSIGN_OR_RETURN(launcher->cgroups_, CgroupParent::create(launcher->features_.cgroup,
+                                                                launcher->options_.instance_name,
+                                                                launcher->options_.cgroup_base));
   if (launcher->features_.running_as_root && launcher->features_.net_namespaces) {
     PIO_ASSIGN_OR_RETURN(launcher->shared_netns_, make_empty_netns());
   }
@@ -199,7 +198,8 @@ Result<std::shared_ptr<const CompiledPolicy>> WorkerLauncher::compile(const Poli
     }
   }
   if (!f.running_as_root && data->clone_namespace_flags != 0 && !data->user_namespace) {
-    missing.push_back("namespaces: a host that is not root needs the user namespace to create them");
+    missing.push_back(
+        "namespaces: a host that is not root needs the user namespace to create them");
     data->clone_namespace_flags = 0;
   }
   if (policy.seccomp.enabled && !f.seccomp_filter) {
@@ -379,16 +379,18 @@ Result<std::shared_ptr<Worker>> WorkerLauncher::spawn(const CompiledPolicy& comp
     int resource;
     std::optional<uint64_t> value;
   };
-  for (RlimitValue r : {RlimitValue{RLIMIT_NOFILE, rl.nofile}, RlimitValue{RLIMIT_FSIZE, rl.fsize_bytes},
-                        RlimitValue{RLIMIT_CPU, rl.cpu_seconds}, RlimitValue{RLIMIT_CORE, rl.core_bytes},
-                        RlimitValue{RLIMIT_MEMLOCK, rl.memlock_bytes},
-                        RlimitValue{RLIMIT_STACK, rl.stack_bytes}, RlimitValue{RLIMIT_AS, rl.as_bytes}}) {
+  for (RlimitValue r :
+       {RlimitValue{RLIMIT_NOFILE, rl.nofile}, RlimitValue{RLIMIT_FSIZE, rl.fsize_bytes},
+        RlimitValue{RLIMIT_CPU, rl.cpu_seconds}, RlimitValue{RLIMIT_CORE, rl.core_bytes},
+        RlimitValue{RLIMIT_MEMLOCK, rl.memlock_bytes}, RlimitValue{RLIMIT_STACK, rl.stack_bytes},
+        RlimitValue{RLIMIT_AS, rl.as_bytes}}) {
     if (!r.value) continue;
     // Never above the host's own hard limit: raising one needs CAP_SYS_RESOURCE, and a policy
     // limit is a ceiling, not a grant.
     rlimit host{};
     rlim_t value = *r.value;
-    if (getrlimit(static_cast<__rlimit_resource>(r.resource), &host) == 0 && host.rlim_max < value) {
+    if (getrlimit(static_cast<__rlimit_resource>(r.resource), &host) == 0 &&
+        host.rlim_max < value) {
       value = host.rlim_max;
     }
     plan.rlimits[plan.rlimit_count++] = ChildRlimit{r.resource, {value, value}};

@@ -3,10 +3,10 @@
 
 #include "pio/sandbox/policy.h"
 
-#include <sys/ioctl.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -80,8 +80,7 @@ constexpr NamedValue kErrnos[] = {
     {"EINVAL", EINVAL}, {"ENOTTY", ENOTTY}, {"EAFNOSUPPORT", EAFNOSUPPORT},
 };
 
-constexpr std::string_view kPlaceholders[] = {"$PLUGIN_DIR", "$MODEL_DIRS", "$SCRATCH",
-                                              "$WORKER"};
+constexpr std::string_view kPlaceholders[] = {"$PLUGIN_DIR", "$MODEL_DIRS", "$SCRATCH", "$WORKER"};
 
 class Parser {
  public:
@@ -214,8 +213,12 @@ class Parser {
     if (!v.contains("op")) return error(field, "missing field op");
     PIO_ASSIGN_OR_RETURN(std::string op, string(v["op"], fmt::format("{}.op", field)));
     static constexpr std::pair<std::string_view, ArgFilter::Op> kOps[] = {
-        {"eq", ArgFilter::Op::kEq}, {"ne", ArgFilter::Op::kNe}, {"lt", ArgFilter::Op::kLt},
-        {"le", ArgFilter::Op::kLe}, {"gt", ArgFilter::Op::kGt}, {"ge", ArgFilter::Op::kGe},
+        {"eq", ArgFilter::Op::kEq},
+        {"ne", ArgFilter::Op::kNe},
+        {"lt", ArgFilter::Op::kLt},
+        {"le", ArgFilter::Op::kLe},
+        {"gt", ArgFilter::Op::kGt},
+        {"ge", ArgFilter::Op::kGe},
         {"masked_eq", ArgFilter::Op::kMaskedEq}};
     auto it = std::find_if(std::begin(kOps), std::end(kOps),
                            [&](const auto& o) { return o.first == op; });
@@ -253,7 +256,8 @@ class Parser {
     } else if (v.contains("errno")) {
       return error(fmt::format("{}.errno", field), "only action errno takes an errno");
     }
-    if (v.contains("why")) PIO_RETURN_IF_ERROR(string(v["why"], fmt::format("{}.why", field)).status());
+    if (v.contains("why"))
+      PIO_RETURN_IF_ERROR(string(v["why"], fmt::format("{}.why", field)).status());
     if (v.contains("args")) {
       std::string f_args = fmt::format("{}.args", field);
       if (!v["args"].is_array()) return error(f_args, "must be an array");
@@ -271,9 +275,8 @@ class Parser {
   }
 
   Result<SeccompPolicy> seccomp(const json& v) const {
-    PIO_RETURN_IF_ERROR(
-        only_fields(v, "seccomp", {"enabled", "default_action", "default_errno", "rules",
-                                   "stage2_deny"}));
+    PIO_RETURN_IF_ERROR(only_fields(
+        v, "seccomp", {"enabled", "default_action", "default_errno", "rules", "stage2_deny"}));
     SeccompPolicy s;
     if (!v.contains("enabled")) return error("seccomp", "missing field enabled");
     PIO_ASSIGN_OR_RETURN(s.enabled, boolean(v["enabled"], "seccomp.enabled"));
@@ -290,7 +293,8 @@ class Parser {
     }
     if (s.default_action == SeccompAction::kErrno) {
       if (!v.contains("default_errno")) return error("seccomp", "missing field default_errno");
-      PIO_ASSIGN_OR_RETURN(s.default_errno, errno_name(v["default_errno"], "seccomp.default_errno"));
+      PIO_ASSIGN_OR_RETURN(s.default_errno,
+                           errno_name(v["default_errno"], "seccomp.default_errno"));
     } else if (v.contains("default_errno")) {
       return error("seccomp.default_errno", "only default_action errno takes an errno");
     }
@@ -335,13 +339,13 @@ class Parser {
 
   Result<Policy> policy(const json& doc) const {
     PIO_RETURN_IF_ERROR(only_fields(
-        doc, "", {"schema_version", "trust_level", "description", "on_missing_kernel_feature",
-                  "namespaces", "seccomp", "filesystem", "devices", "network", "cgroup",
-                  "rlimits", "scratch_bytes"}));
+        doc, "",
+        {"schema_version", "trust_level", "description", "on_missing_kernel_feature", "namespaces",
+         "seccomp", "filesystem", "devices", "network", "cgroup", "rlimits", "scratch_bytes"}));
     Policy p;
-    for (const char* required : {"schema_version", "trust_level", "on_missing_kernel_feature",
-                                 "namespaces", "seccomp", "filesystem", "devices", "network",
-                                 "cgroup", "rlimits"}) {
+    for (const char* required :
+         {"schema_version", "trust_level", "on_missing_kernel_feature", "namespaces", "seccomp",
+          "filesystem", "devices", "network", "cgroup", "rlimits"}) {
       if (!doc.contains(required)) return error(required, "missing field");
     }
     if (!doc["schema_version"].is_number_integer() || doc["schema_version"].get<int64_t>() != 1) {
@@ -360,8 +364,8 @@ class Parser {
     } else if (level == "maximum") {
       p.trust_level = TrustLevel::kMaximum;
     } else {
-      return error("trust_level", fmt::format("\"{}\" is not one of low, medium, high, maximum",
-                                              level));
+      return error("trust_level",
+                   fmt::format("\"{}\" is not one of low, medium, high, maximum", level));
     }
     PIO_ASSIGN_OR_RETURN(std::string missing,
                          string(doc["on_missing_kernel_feature"], "on_missing_kernel_feature"));
@@ -434,7 +438,8 @@ class Parser {
       }
     }
     if (cg.contains("cpu_percent")) {
-      PIO_ASSIGN_OR_RETURN(auto cpu, optional_count(cg["cpu_percent"], "cgroup.cpu_percent", 25600));
+      PIO_ASSIGN_OR_RETURN(auto cpu,
+                           optional_count(cg["cpu_percent"], "cgroup.cpu_percent", 25600));
       if (cpu && *cpu == 0) return error("cgroup.cpu_percent", "must be at least 1");
       if (cpu) p.cgroup.cpu_percent = static_cast<uint32_t>(*cpu);
     }
@@ -448,8 +453,7 @@ class Parser {
       std::optional<uint64_t>* out;
     };
     for (Rl r : {Rl{"nofile", &p.rlimits.nofile}, Rl{"fsize_bytes", &p.rlimits.fsize_bytes},
-                 Rl{"cpu_seconds", &p.rlimits.cpu_seconds},
-                 Rl{"core_bytes", &p.rlimits.core_bytes},
+                 Rl{"cpu_seconds", &p.rlimits.cpu_seconds}, Rl{"core_bytes", &p.rlimits.core_bytes},
                  Rl{"memlock_bytes", &p.rlimits.memlock_bytes},
                  Rl{"stack_bytes", &p.rlimits.stack_bytes}, Rl{"as_bytes", &p.rlimits.as_bytes}}) {
       if (!rl.contains(r.name)) continue;

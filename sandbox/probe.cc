@@ -21,7 +21,9 @@
 namespace pio::sandbox {
 namespace {
 
-bool ns_exists(const char* name) { return access(fmt::format("/proc/self/ns/{}", name).c_str(), F_OK) == 0; }
+bool ns_exists(const char* name) {
+  return access(fmt::format("/proc/self/ns/{}", name).c_str(), F_OK) == 0;
+}
 
 long read_long(const char* path, long fallback) {
   std::ifstream in(path);
@@ -64,10 +66,11 @@ std::string KernelFeatures::to_string() const {
       "kernel {}\nseccomp filter: {}\nlandlock ABI: {}\nnamespaces: user {}, pid {}, net {}, "
       "ipc {}, mount {}, uts {}\npidfd: {}\nrunning as root: {}\ncgroup: v{} (v2 mount: {}, v2 "
       "controllers: {}; v1 writable: {})",
-      kernel_release, yes(seccomp_filter), landlock_abi == 0 ? std::string("none") : std::to_string(landlock_abi),
-      yes(user_namespaces), yes(pid_namespaces), yes(net_namespaces), yes(ipc_namespaces),
-      yes(mount_namespaces), yes(uts_namespaces), yes(pidfd), yes(running_as_root),
-      cgroup.version, cgroup.v2_mount.empty() ? "none" : cgroup.v2_mount, join(cgroup.v2_controllers),
+      kernel_release, yes(seccomp_filter),
+      landlock_abi == 0 ? std::string("none") : std::to_string(landlock_abi), yes(user_namespaces),
+      yes(pid_namespaces), yes(net_namespaces), yes(ipc_namespaces), yes(mount_namespaces),
+      yes(uts_namespaces), yes(pidfd), yes(running_as_root), cgroup.version,
+      cgroup.v2_mount.empty() ? "none" : cgroup.v2_mount, join(cgroup.v2_controllers),
       join(cgroup.v1_controllers));
 }
 

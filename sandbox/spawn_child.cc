@@ -2,10 +2,11 @@
 // execs the worker. It shares the host's memory and its parent thread is suspended, so
 // everything here is async-signal-safe and touches nothing but the plan.
 
-#include <csignal>
-#include <cerrno>
 #include <sys/prctl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
 
 #include "internal/cgroup.h"
 #include "internal/child_plan.h"
@@ -39,7 +40,8 @@ int spawn_child_main(void* arg) {
     fail(plan, SpawnStep::kCgroupJoin, err);
   }
   if (plan->netns_fd >= 0) {
-    if (int err = join_netns_child(plan->netns_fd); err != 0) fail(plan, SpawnStep::kJoinNetns, err);
+    if (int err = join_netns_child(plan->netns_fd); err != 0)
+      fail(plan, SpawnStep::kJoinNetns, err);
   }
   if (plan->make_mounts_private) {
     if (int err = setup_mounts_child(*plan); err != 0) fail(plan, SpawnStep::kMounts, err);
@@ -61,7 +63,8 @@ int spawn_child_main(void* arg) {
   if (chdir(plan->scratch_dir) != 0) fail(plan, SpawnStep::kChdir, errno);
   if (plan->fds[kSlotLandlock] >= 0) {
     if (int err = landlock_restrict_child(kSlotLandlock, plan->scratch_dir,
-                                                 plan->landlock_scratch_rights); err != 0) {
+                                          plan->landlock_scratch_rights);
+        err != 0) {
       fail(plan, SpawnStep::kLandlock, err);
     }
     close(kSlotLandlock);

@@ -68,7 +68,8 @@ WorkerExit classify_exit(int code, int status, std::chrono::microseconds cpu_tim
 }
 
 std::string WorkerExit::to_string() const {
-  std::string how = signal != 0 ? fmt::format("signal {} ({})", signal, sigabbrev_np(signal) ? sigabbrev_np(signal) : "?")
+  std::string how = signal != 0 ? fmt::format("signal {} ({})", signal,
+                                              sigabbrev_np(signal) ? sigabbrev_np(signal) : "?")
                                 : fmt::format("exit code {}", exit_code);
   switch (kind) {
     case ExitKind::kExited:
@@ -78,7 +79,8 @@ std::string WorkerExit::to_string() const {
     case ExitKind::kSeccompViolation:
       return "seccomp violation: made a syscall its policy forbids (SIGSYS)";
     case ExitKind::kMemoryLimit:
-      return fmt::format("memory limit: killed by the cgroup OOM killer ({} kills, {})", limits.oom_kills, how);
+      return fmt::format("memory limit: killed by the cgroup OOM killer ({} kills, {})",
+                         limits.oom_kills, how);
     case ExitKind::kPidsLimit:
       return fmt::format("pids limit: {} forks refused, then {}", limits.pids_limit_hits, how);
     case ExitKind::kCpuLimit:

@@ -19,7 +19,6 @@ namespace pio::sandbox {
 
 CgroupFeatures probe_cgroups();
 
-
 class WorkerCgroup {
  public:
   WorkerCgroup(std::vector<std::string> dirs, std::vector<UniqueFd> procs_fds, int version);

@@ -35,8 +35,16 @@ struct ChildRlimit {
 };
 
 // The fds the child arranges as its 0..6 (source fds in the host; -1 = leave closed).
-enum ChildFdSlot { kSlotStdin, kSlotStdout, kSlotStderr, kSlotControl, kSlotArena, kSlotStage2,
-                   kSlotLandlock, kSlotCount };
+enum ChildFdSlot {
+  kSlotStdin,
+  kSlotStdout,
+  kSlotStderr,
+  kSlotControl,
+  kSlotArena,
+  kSlotStage2,
+  kSlotLandlock,
+  kSlotCount
+};
 
 struct ChildPlan {
   int cgroup_procs_fds[4] = {-1, -1, -1, -1};
@@ -44,10 +52,10 @@ struct ChildPlan {
 
   int netns_fd = -1;  // join this (empty, shared) network namespace instead of a new one
 
-  bool make_mounts_private = false;           // in the new mount namespace
-  const char* scratch_dir = nullptr;          // chdir target
+  bool make_mounts_private = false;             // in the new mount namespace
+  const char* scratch_dir = nullptr;            // chdir target
   const char* scratch_tmpfs_options = nullptr;  // mount a private noexec tmpfs there
-  bool scratch_bind_noexec = false;           // else: bind the dir onto itself noexec
+  bool scratch_bind_noexec = false;             // else: bind the dir onto itself noexec
 
   bool drop_identity = false;  // root host: become uid/gid before the user namespace
   uid_t uid = 65534;

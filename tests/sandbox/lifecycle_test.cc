@@ -3,10 +3,10 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -32,8 +32,9 @@ TEST_F(Lifecycle, CgroupVersionFollowsWhatTheKernelDelegates) {
   EXPECT_EQ(launcher().cgroup_version(), f.cgroup.version);
   bool v2_has_all = true;
   for (const char* c : {"memory", "pids", "cpu"}) {
-    v2_has_all = v2_has_all && std::find(f.cgroup.v2_controllers.begin(),
-                                         f.cgroup.v2_controllers.end(), c) != f.cgroup.v2_controllers.end();
+    v2_has_all = v2_has_all &&
+                 std::find(f.cgroup.v2_controllers.begin(), f.cgroup.v2_controllers.end(), c) !=
+                     f.cgroup.v2_controllers.end();
   }
   // v1 is the fallback exactly when no cgroup2 hierarchy carries all three controllers.
   if (!v2_has_all) {
@@ -158,9 +159,9 @@ TEST_F(Lifecycle, WorkerOutsideTheLandlockPathsFailsNamingTheExecStep) {
   // directory is not readable-executable at low trust through any other rule).
   ProbeOptions o;
   o.edit_policy = [](Policy& p) {
-    p.filesystem.read_exec.erase(std::remove(p.filesystem.read_exec.begin(),
-                                             p.filesystem.read_exec.end(), "$WORKER"),
-                                 p.filesystem.read_exec.end());
+    p.filesystem.read_exec.erase(
+        std::remove(p.filesystem.read_exec.begin(), p.filesystem.read_exec.end(), "$WORKER"),
+        p.filesystem.read_exec.end());
   };
   ProbeRun run = run_probe(TrustLevel::kLow, {"exit", "0"}, o);
   EXPECT_EQ(run.spawn_status.code(), ErrorCode::kPermissionDenied);
@@ -208,7 +209,8 @@ TEST_F(Lifecycle, NonRootHostSpawnsLowTrustInsideAUserNamespace) {
     if (recv(sv[0], buf, sizeof buf, 0) <= 0) _exit(15);  // Hello
     ssize_t n = recv(sv[0], buf, sizeof buf, 0);
     // Landlock still refuses the world-readable host file.
-    if (std::string(buf, n > 0 ? static_cast<size_t>(n) : 0) != "fail open " + std::to_string(EACCES)) {
+    if (std::string(buf, n > 0 ? static_cast<size_t>(n) : 0) !=
+        "fail open " + std::to_string(EACCES)) {
       _exit(16);
     }
     while (!(*w)->exited()) io.run_one();

@@ -103,10 +103,10 @@ TEST_F(LowTrust, TiocstiIsRefusedAlsoWithHighBitsSetInTheRequest) {
 }
 
 TEST_F(LowTrust, NoMemoryTheWorkerCanWriteBecomesExecutable) {
-  expect_errno({"memfd_exec"}, EPERM);   // memfd_create is gone after stage 2
-  expect_errno({"arena_exec"}, EPERM);   // mprotect(PROT_EXEC) of the shared arena
+  expect_errno({"memfd_exec"}, EPERM);    // memfd_create is gone after stage 2
+  expect_errno({"arena_exec"}, EPERM);    // mprotect(PROT_EXEC) of the shared arena
   expect_errno({"scratch_exec"}, EPERM);  // the scratch tmpfs is noexec
-  expect_errno({"anon_wx"}, EPERM);      // writable and executable at once
+  expect_errno({"anon_wx"}, EPERM);       // writable and executable at once
 }
 
 TEST_F(LowTrust, CloneWithNamespaceFlagsIsRefused) { expect_errno({"clone_newnet"}, EPERM); }
@@ -118,7 +118,8 @@ TEST_F(LowTrust, RlimitsCannotBeRaised) { expect_errno({"raise_rlimit"}, EPERM);
 TEST_F(LowTrust, NoDeviceNodeBeyondNullZeroAndRandomCanBeOpened) {
   // /dev/kvm exists on these machines and stands for any device node; the GPU nodes of the
   // medium policy are refused wherever they exist.
-  std::vector<std::string> nodes = {"/dev/kvm", "/dev/nvidiactl", "/dev/nvidia0", "/dev/dri/renderD128"};
+  std::vector<std::string> nodes = {"/dev/kvm", "/dev/nvidiactl", "/dev/nvidia0",
+                                    "/dev/dri/renderD128"};
   for (const std::string& node : nodes) {
     if (!std::filesystem::exists(node)) continue;
     expect_errno({"open_device", node}, EACCES);

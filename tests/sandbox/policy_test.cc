@@ -96,10 +96,12 @@ TEST(Policy, UnknownConstantInAnArgumentFilterIsRefused) {
 }
 
 TEST(Policy, BadValuesAreRefusedNamingTheField) {
-  EXPECT_NE(parse_low_with("\"pids_max\": 64", "\"pids_max\": -1").message().find("cgroup.pids_max"),
-            std::string::npos);
-  EXPECT_NE(parse_low_with("\"nofile\": 256", "\"nofile\": \"many\"").message().find("rlimits.nofile"),
-            std::string::npos);
+  EXPECT_NE(
+      parse_low_with("\"pids_max\": 64", "\"pids_max\": -1").message().find("cgroup.pids_max"),
+      std::string::npos);
+  EXPECT_NE(
+      parse_low_with("\"nofile\": 256", "\"nofile\": \"many\"").message().find("rlimits.nofile"),
+      std::string::npos);
   EXPECT_NE(parse_low_with("\"trust_level\": \"low\"", "\"trust_level\": \"lowest\"")
                 .message()
                 .find("trust_level: \"lowest\" is not one of"),

@@ -143,8 +143,8 @@ void SandboxTest::TearDown() {
   // No children left, neither running nor zombies.
   siginfo_t info{};
   EXPECT_EQ(waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT), -1);
-  EXPECT_EQ(errno, ECHILD) << "a child (pid " << info.si_pid << ") is left: "
-                          << read_status(info.si_pid);
+  EXPECT_EQ(errno, ECHILD) << "a child (pid " << info.si_pid
+                           << ") is left: " << read_status(info.si_pid);
   // No fds leaked.
   EXPECT_EQ(open_fds(), fds_before_);
   std::error_code ec;

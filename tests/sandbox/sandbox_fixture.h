@@ -19,8 +19,8 @@
 namespace pio::sandbox::testing {
 
 struct ProbeRun {
-  bool hello = false;          // a verified Hello arrived
-  std::string report;          // "ok", "fail <what> <errno>", or "" when it died first
+  bool hello = false;  // a verified Hello arrived
+  std::string report;  // "ok", "fail <what> <errno>", or "" when it died first
   std::optional<WorkerExit> exit;
   Status spawn_status;
   std::shared_ptr<Worker> worker;
@@ -52,13 +52,13 @@ class SandboxTest : public ::testing::Test {
   // Created after the fd census and destroyed before the check: its reactor owns fds.
   std::unique_ptr<boost::asio::io_context> io_;
   std::unique_ptr<WorkerLauncher> launcher_;
-  std::string root_;          // temp dir of this test, 0755
-  std::string plugin_dir_;    // holds plugin.txt
-  std::string model_dir_;     // holds weights.bin
-  std::string other_model_;   // another plugin's model dir, holds secret.bin
-  std::string host_file_;     // a host file outside every root
-  std::string unix_socket_;   // a listening Unix socket
-  int tcp_port_ = 0;          // a TCP listener on 127.0.0.1
+  std::string root_;         // temp dir of this test, 0755
+  std::string plugin_dir_;   // holds plugin.txt
+  std::string model_dir_;    // holds weights.bin
+  std::string other_model_;  // another plugin's model dir, holds secret.bin
+  std::string host_file_;    // a host file outside every root
+  std::string unix_socket_;  // a listening Unix socket
+  int tcp_port_ = 0;         // a TCP listener on 127.0.0.1
 
  private:
   int tcp_listener_ = -1;

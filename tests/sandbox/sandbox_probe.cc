@@ -3,12 +3,12 @@
 // one attempt named by argv[1] and reports "ok" or "fail <what> <errno>" in a second packet
 // (or dies trying, which the test reads from the exit classification).
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/io_uring.h>
 #include <linux/perf_event.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -57,9 +57,9 @@ void report_result(const char* what, long rc) {
 
 void send_hello() {
   flatbuffers::FlatBufferBuilder fbb(256);
-  auto hello = pio::wire::CreateHello(fbb, static_cast<uint32_t>(pio::wire::ProtocolVersion::Current),
-                                      getpid(), fbb.CreateString("sandbox_probe"),
-                                      fbb.CreateString("probe"), 1);
+  auto hello = pio::wire::CreateHello(
+      fbb, static_cast<uint32_t>(pio::wire::ProtocolVersion::Current), getpid(),
+      fbb.CreateString("sandbox_probe"), fbb.CreateString("probe"), 1);
   auto env = pio::wire::CreateEnvelope(fbb, 0, pio::wire::Message::Hello, hello.Union());
   pio::wire::FinishEnvelopeBuffer(fbb, env);
   send_packet(fbb.GetBufferPointer(), fbb.GetSize());
@@ -259,8 +259,8 @@ int run(const std::vector<std::string>& args, void* arena, size_t arena_size) {
     return 0;
   }
   if (what == "anon_wx") {
-    void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+    void* p =
+        mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     report_result("mmap", p == MAP_FAILED ? -1 : 0);
     return 0;
   }
@@ -297,8 +297,8 @@ int run(const std::vector<std::string>& args, void* arena, size_t arena_size) {
   if (what == "memory_bomb") {
     const size_t chunk = 16u << 20;
     for (long i = 0; i < num(1) / 16; ++i) {
-      char* p = static_cast<char*>(mmap(nullptr, chunk, PROT_READ | PROT_WRITE,
-                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      char* p = static_cast<char*>(
+          mmap(nullptr, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
       if (p == MAP_FAILED) {
         report_result("mmap", -1);
         return 4;

@@ -16,7 +16,8 @@ TEST_F(Spawn, EveryTrustLevelStartsAWorkerThatSaysHello) {
   for (TrustLevel level :
        {TrustLevel::kLow, TrustLevel::kMedium, TrustLevel::kHigh, TrustLevel::kMaximum}) {
     ProbeRun run = run_probe(level, {"exit", "7"});
-    ASSERT_TRUE(run.spawn_status.ok()) << trust_level_name(level) << ": " << run.spawn_status.to_string();
+    ASSERT_TRUE(run.spawn_status.ok())
+        << trust_level_name(level) << ": " << run.spawn_status.to_string();
     EXPECT_TRUE(run.hello) << trust_level_name(level);
     ASSERT_TRUE(run.exit.has_value());
     EXPECT_EQ(run.exit->kind, ExitKind::kExited) << run.exit->to_string();

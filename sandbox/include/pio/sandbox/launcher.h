@@ -65,13 +65,13 @@ class CompiledPolicy {
 };
 
 struct SpawnRequest {
-  std::filesystem::path worker_path;  // absolute
-  std::vector<std::string> args;      // argv[1..]
-  std::filesystem::path plugin_dir;   // read-only ($PLUGIN_DIR)
+  std::filesystem::path worker_path;              // absolute
+  std::vector<std::string> args;                  // argv[1..]
+  std::filesystem::path plugin_dir;               // read-only ($PLUGIN_DIR)
   std::vector<std::filesystem::path> model_dirs;  // read-only ($MODEL_DIRS)
-  int control_fd = -1;  // borrowed; becomes the worker's fd 3
-  int arena_fd = -1;    // borrowed, optional; becomes fd 4
-  int log_fd = -1;      // borrowed, optional; the worker's stdout and stderr (else /dev/null)
+  int control_fd = -1;                            // borrowed; becomes the worker's fd 3
+  int arena_fd = -1;                              // borrowed, optional; becomes fd 4
+  int log_fd = -1;  // borrowed, optional; the worker's stdout and stderr (else /dev/null)
   bool network_requested = false;  // granted only where the policy says on_request
   // Tighter limits for this worker than the policy's (never looser: the smaller one wins).
   CgroupLimits limits;
@@ -125,9 +125,9 @@ class WorkerLauncher {
  public:
   // Creates the instance's cgroup parent. `features` defaults to probe() of this kernel; tests
   // pass a reduced set to see how policies degrade.
-  static Result<std::unique_ptr<WorkerLauncher>> create(boost::asio::io_context& io,
-                                                        LauncherOptions options,
-                                                        std::optional<KernelFeatures> features = {});
+  static Result<std::unique_ptr<WorkerLauncher>> create(
+      boost::asio::io_context& io, LauncherOptions options,
+      std::optional<KernelFeatures> features = {});
   ~WorkerLauncher();
   WorkerLauncher(const WorkerLauncher&) = delete;
   WorkerLauncher& operator=(const WorkerLauncher&) = delete;

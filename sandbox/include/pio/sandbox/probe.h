@@ -14,22 +14,22 @@ struct CgroupFeatures {
   // 2 where a writable cgroup2 hierarchy with the memory, pids and cpu controllers is
   // delegated to us, 1 where the v1 memory/pids/cpu hierarchies are writable, 0 where neither.
   int version = 0;
-  std::string v2_mount;  // the cgroup2 mount point, when one is mounted
+  std::string v2_mount;                     // the cgroup2 mount point, when one is mounted
   std::vector<std::string> v2_controllers;  // enabled in our v2 cgroup
   std::vector<std::string> v1_controllers;  // of memory, pids, cpu: mounted and writable
 };
 
 struct KernelFeatures {
   std::string kernel_release;
-  bool seccomp_filter = false;      // seccomp(SECCOMP_SET_MODE_FILTER) and KILL_PROCESS
-  int landlock_abi = 0;             // 0 = none
-  bool user_namespaces = false;     // user.max_user_namespaces > 0
+  bool seccomp_filter = false;   // seccomp(SECCOMP_SET_MODE_FILTER) and KILL_PROCESS
+  int landlock_abi = 0;          // 0 = none
+  bool user_namespaces = false;  // user.max_user_namespaces > 0
   bool pid_namespaces = false;
   bool net_namespaces = false;
   bool ipc_namespaces = false;
   bool mount_namespaces = false;
   bool uts_namespaces = false;
-  bool pidfd = false;               // pidfd_open
+  bool pidfd = false;  // pidfd_open
   bool running_as_root = false;
   CgroupFeatures cgroup;
 

@@ -36,8 +36,8 @@ struct CgroupCounters {
 
 struct WorkerExit {
   ExitKind kind = ExitKind::kExited;
-  int exit_code = 0;  // kExited
-  int signal = 0;     // the terminating signal, when there was one
+  int exit_code = 0;                      // kExited
+  int signal = 0;                         // the terminating signal, when there was one
   std::chrono::microseconds cpu_time{0};  // user + system of the worker itself
   CgroupCounters limits;
 
