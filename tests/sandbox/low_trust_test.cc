@@ -116,15 +116,17 @@ TEST_F(LowTrust, SetuidKillsTheWorker) { expect_seccomp_kill({"setuid"}); }
 TEST_F(LowTrust, RlimitsCannotBeRaised) { expect_errno({"raise_rlimit"}, EPERM); }
 
 TEST_F(LowTrust, NoDeviceNodeBeyondNullZeroAndRandomCanBeOpened) {
-  // /dev/kvm exists on these machines and stands for any device node; the GPU nodes of the
-  // medium policy are refused wherever they exist.
-  std::vector<std::string> nodes = {"/dev/kvm", "/dev/nvidiactl", "/dev/nvidia0",
-                                    "/dev/dri/renderD128"};
-  for (const std::string& node : nodes) {
+  // /dev/ptmx and /dev/full are world-read-writable on every Linux, so only Landlock refuses
+  // them; the GPU nodes of the medium policy (and /dev/kvm) are refused wherever they exist.
+  expect_errno({"open_device", "/dev/ptmx"}, EACCES);
+  expect_errno({"open_device", "/dev/full"}, EACCES);
+  for (const char* node :
+       {"/dev/kvm", "/dev/nvidiactl", "/dev/nvidia0", "/dev/nvidia-uvm", "/dev/dri/renderD128"}) {
     if (!std::filesystem::exists(node)) continue;
     expect_errno({"open_device", node}, EACCES);
   }
   expect_ok({"open_device", "/dev/null"});
+  expect_ok({"open_device", "/dev/zero"});
 }
 
 TEST_F(LowTrust, WorkerRunsUnprivilegedWithOnlyItsFdsAndAnEmptyEnvironment) {
