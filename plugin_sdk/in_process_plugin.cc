@@ -78,14 +78,16 @@ Result<InProcessPlugin::Answer> InProcessPlugin::infer(std::string_view command,
   call.cancelled = &not_cancelled;
   Status status;
   if (command.empty() || command == "infer") {
-    status = worker::take_error(api().infer(plugin_, worker::as_call(&call), inputs.data(), inputs.size()));
+    status = worker::take_error(
+        api().infer(plugin_, worker::as_call(&call), inputs.data(), inputs.size()));
   } else if (api().execute == nullptr) {
-    status = unimplemented_error(fmt::format("execute: plugin {} does not implement it", api().name));
+    status =
+        unimplemented_error(fmt::format("execute: plugin {} does not implement it", api().name));
   } else {
     const std::string name(command);
     status = worker::take_error(api().execute(plugin_, worker::as_call(&call), name.c_str(),
-                                              params_json.data(), params_json.size(),
-                                              inputs.data(), inputs.size()));
+                                              params_json.data(), params_json.size(), inputs.data(),
+                                              inputs.size()));
   }
   if (!status.ok()) {
     call.drop_outputs();
@@ -95,7 +97,9 @@ Result<InProcessPlugin::Answer> InProcessPlugin::infer(std::string_view command,
   answer.json = std::move(call.json);
   for (auto& out : call.outputs) {
     live_.push_back(out.slot);
-    answer.outputs.push_back(Output{std::move(out.name), out.dtype, std::move(out.shape),
+    answer.outputs.push_back(Output{std::move(out.name),
+                                    out.dtype,
+                                    std::move(out.shape),
                                     {base_ + out.slot.offset, out.slot.length}});
   }
   return answer;
@@ -104,7 +108,8 @@ Result<InProcessPlugin::Answer> InProcessPlugin::infer(std::string_view command,
 Result<pio_generate_result> InProcessPlugin::generate(std::string_view prompt, uint32_t max_tokens,
                                                       const TokenCallback& on_tokens) {
   if (api().generate_text == nullptr) {
-    return unimplemented_error(fmt::format("generate_text: plugin {} is not a text model", api().name));
+    return unimplemented_error(
+        fmt::format("generate_text: plugin {} is not a text model", api().name));
   }
   const std::atomic<bool> not_cancelled{false};
   worker::CallState call;

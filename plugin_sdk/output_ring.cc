@@ -19,7 +19,8 @@ Result<ipc::RingSlot> OutputRing::allocate(uint64_t length, ipc::Deadline deadli
     Result<ipc::RingSlot> slot = ring_.allocate(length);
     if (slot.ok() || slot.status().code() != ErrorCode::kResourceExhausted) return slot;
     if (cancelled.load(std::memory_order_relaxed)) {
-      return cancelled_error("output allocation: the request was cancelled while the ring was full");
+      return cancelled_error(
+          "output allocation: the request was cancelled while the ring was full");
     }
     const auto now = ipc::Clock::now();
     if (now >= deadline) {

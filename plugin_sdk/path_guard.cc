@@ -42,7 +42,8 @@ Result<PathGuard> PathGuard::create(const std::vector<fs::path>& roots) {
   std::vector<fs::path> canonical_roots;
   for (const auto& root : roots) {
     if (!root.is_absolute()) {
-      return invalid_argument_error(fmt::format("model root \"{}\" is not absolute", root.string()));
+      return invalid_argument_error(
+          fmt::format("model root \"{}\" is not absolute", root.string()));
     }
     std::error_code ec;
     fs::path real = fs::canonical(root, ec);
@@ -83,8 +84,8 @@ Result<std::pair<size_t, fs::path>> PathGuard::split(const fs::path& path) const
       return std::pair<size_t, fs::path>(i, std::move(relative));
     }
   }
-  return permission_denied_error(fmt::format("load_model: \"{}\" is outside the plugin's model roots {}",
-                                             path.string(), roots_text()));
+  return permission_denied_error(fmt::format(
+      "load_model: \"{}\" is outside the plugin's model roots {}", path.string(), roots_text()));
 }
 
 Result<fs::path> PathGuard::resolve(std::string_view requested) const {
@@ -93,8 +94,8 @@ Result<fs::path> PathGuard::resolve(std::string_view requested) const {
     return invalid_argument_error("load_model: the model path contains a NUL byte");
   }
   if (roots_.empty()) {
-    return permission_denied_error(fmt::format(
-        "load_model: \"{}\" refused: the plugin has no model roots", requested));
+    return permission_denied_error(
+        fmt::format("load_model: \"{}\" refused: the plugin has no model roots", requested));
   }
   const fs::path asked(requested);
   // Lexical step: where the path points before any symlink is followed. A relative path is taken
@@ -114,7 +115,8 @@ Result<fs::path> PathGuard::resolve(std::string_view requested) const {
     }
   }
   bool lexically_inside = false;
-  for (const auto& root : roots_) lexically_inside = lexically_inside || path_is_within(candidate, root);
+  for (const auto& root : roots_)
+    lexically_inside = lexically_inside || path_is_within(candidate, root);
   if (!lexically_inside) {
     return permission_denied_error(fmt::format(
         "load_model: \"{}\" is outside the plugin's model roots {}", requested, roots_text()));
@@ -123,15 +125,17 @@ Result<fs::path> PathGuard::resolve(std::string_view requested) const {
   std::error_code ec;
   fs::path real = fs::canonical(candidate, ec);
   if (ec) {
-    return not_found_error(fmt::format("load_model: \"{}\" does not exist inside the model roots {}: {}",
-                                       requested, roots_text(), ec.message()));
+    return not_found_error(
+        fmt::format("load_model: \"{}\" does not exist inside the model roots {}: {}", requested,
+                    roots_text(), ec.message()));
   }
   for (const auto& root : roots_) {
     if (path_is_within(real, root)) return real;
   }
-  return permission_denied_error(fmt::format(
-      "load_model: \"{}\" resolves to \"{}\" (through a symlink), outside the plugin's model roots {}",
-      requested, real.string(), roots_text()));
+  return permission_denied_error(
+      fmt::format("load_model: \"{}\" resolves to \"{}\" (through a symlink), outside the plugin's "
+                  "model roots {}",
+                  requested, real.string(), roots_text()));
 }
 
 Result<UniqueFd> open_beneath(int root_fd, std::string_view relative, int flags) {

@@ -22,16 +22,26 @@ namespace pio::sdk {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return 4;
-    case DType::kF16: return 2;
-    case DType::kBF16: return 2;
-    case DType::kF64: return 8;
-    case DType::kI8: return 1;
-    case DType::kU8: return 1;
-    case DType::kI16: return 2;
-    case DType::kI32: return 4;
-    case DType::kI64: return 8;
-    case DType::kBool: return 1;
+    case DType::kF32:
+      return 4;
+    case DType::kF16:
+      return 2;
+    case DType::kBF16:
+      return 2;
+    case DType::kF64:
+      return 8;
+    case DType::kI8:
+      return 1;
+    case DType::kU8:
+      return 1;
+    case DType::kI16:
+      return 2;
+    case DType::kI32:
+      return 4;
+    case DType::kI64:
+      return 8;
+    case DType::kBool:
+      return 1;
   }
   return 0;
 }
@@ -42,16 +52,26 @@ pio_error_code to_c_code(ErrorCode code) {
   switch (code) {
     case ErrorCode::kOk:
     case ErrorCode::kInternal:
-    case ErrorCode::kWorkerCrashed: return PIO_ERROR_INTERNAL;
-    case ErrorCode::kInvalidArgument: return PIO_ERROR_INVALID_ARGUMENT;
-    case ErrorCode::kNotFound: return PIO_ERROR_NOT_FOUND;
-    case ErrorCode::kPermissionDenied: return PIO_ERROR_PERMISSION_DENIED;
-    case ErrorCode::kResourceExhausted: return PIO_ERROR_RESOURCE_EXHAUSTED;
-    case ErrorCode::kFailedPrecondition: return PIO_ERROR_FAILED_PRECONDITION;
-    case ErrorCode::kUnavailable: return PIO_ERROR_UNAVAILABLE;
-    case ErrorCode::kDeadlineExceeded: return PIO_ERROR_DEADLINE_EXCEEDED;
-    case ErrorCode::kCancelled: return PIO_ERROR_CANCELLED;
-    case ErrorCode::kUnimplemented: return PIO_ERROR_UNIMPLEMENTED;
+    case ErrorCode::kWorkerCrashed:
+      return PIO_ERROR_INTERNAL;
+    case ErrorCode::kInvalidArgument:
+      return PIO_ERROR_INVALID_ARGUMENT;
+    case ErrorCode::kNotFound:
+      return PIO_ERROR_NOT_FOUND;
+    case ErrorCode::kPermissionDenied:
+      return PIO_ERROR_PERMISSION_DENIED;
+    case ErrorCode::kResourceExhausted:
+      return PIO_ERROR_RESOURCE_EXHAUSTED;
+    case ErrorCode::kFailedPrecondition:
+      return PIO_ERROR_FAILED_PRECONDITION;
+    case ErrorCode::kUnavailable:
+      return PIO_ERROR_UNAVAILABLE;
+    case ErrorCode::kDeadlineExceeded:
+      return PIO_ERROR_DEADLINE_EXCEEDED;
+    case ErrorCode::kCancelled:
+      return PIO_ERROR_CANCELLED;
+    case ErrorCode::kUnimplemented:
+      return PIO_ERROR_UNIMPLEMENTED;
   }
   return PIO_ERROR_INTERNAL;
 }
@@ -63,7 +83,8 @@ ErrorCode from_c_code(pio_error_code code) {
   return ErrorCode::kInternal;
 }
 
-// Takes over an error a worker service returned: its code and message as a Status, the handle freed.
+// Takes over an error a worker service returned: its code and message as a Status, the handle
+// freed.
 Status status_from(const pio_host_services* host, pio_error* error) {
   if (error == nullptr) return ok_status();
   Status status(from_c_code(host->error_code(error)), host->error_message(error));
@@ -115,8 +136,7 @@ std::vector<TensorView> views_of(const pio_tensor_view* inputs, size_t n) {
 Status output_json(const CallContext& call, const Json& json) {
   if (json.is_null()) return ok_status();
   const std::string text = json.dump(-1, ' ', false, Json::error_handler_t::replace);
-  return status_from(call.host(),
-                     call.host()->output_json(call.call(), text.data(), text.size()));
+  return status_from(call.host(), call.host()->output_json(call.call(), text.data(), text.size()));
 }
 
 TextModelPlugin* text_model(pio_plugin* plugin) {
@@ -155,7 +175,8 @@ void destroy(pio_plugin* plugin) { delete plugin; }
 
 pio_error* initialize(pio_plugin* plugin, const char* config_json, size_t config_len) {
   return guarded(plugin->host, "initialize", [&]() -> Status {
-    PIO_ASSIGN_OR_RETURN(Json config, parse_json("initialize: the configuration", config_json, config_len));
+    PIO_ASSIGN_OR_RETURN(Json config,
+                         parse_json("initialize: the configuration", config_json, config_len));
     return plugin->impl->initialize(config);
   });
 }
@@ -163,7 +184,8 @@ pio_error* initialize(pio_plugin* plugin, const char* config_json, size_t config
 pio_error* load_model(pio_plugin* plugin, const pio_model_source* source, const char* config_json,
                       size_t config_len) {
   return guarded(plugin->host, "load_model", [&]() -> Status {
-    PIO_ASSIGN_OR_RETURN(Json config, parse_json("load_model: the configuration", config_json, config_len));
+    PIO_ASSIGN_OR_RETURN(Json config,
+                         parse_json("load_model: the configuration", config_json, config_len));
     return plugin->impl->load_model(ModelSource(*source), config);
   });
 }
@@ -183,7 +205,8 @@ pio_error* cleanup(pio_plugin* plugin) {
 pio_error* supports_config(pio_plugin* plugin, const char* config_json, size_t config_len,
                            int* supported) {
   return guarded(plugin->host, "supports_config", [&]() -> Status {
-    PIO_ASSIGN_OR_RETURN(Json config, parse_json("supports_config: the configuration", config_json, config_len));
+    PIO_ASSIGN_OR_RETURN(Json config,
+                         parse_json("supports_config: the configuration", config_json, config_len));
     PIO_ASSIGN_OR_RETURN(bool yes, plugin->impl->supports_config(config));
     *supported = yes ? 1 : 0;
     return ok_status();
@@ -203,7 +226,8 @@ pio_error* get_model_info(pio_plugin* plugin, pio_call* call) {
 
 pio_error* update_config(pio_plugin* plugin, const char* config_json, size_t config_len) {
   return guarded(plugin->host, "update_config", [&]() -> Status {
-    PIO_ASSIGN_OR_RETURN(Json config, parse_json("update_config: the configuration", config_json, config_len));
+    PIO_ASSIGN_OR_RETURN(Json config,
+                         parse_json("update_config: the configuration", config_json, config_len));
     return plugin->impl->update_config(config);
   });
 }
@@ -211,7 +235,8 @@ pio_error* update_config(pio_plugin* plugin, const char* config_json, size_t con
 pio_error* execute(pio_plugin* plugin, pio_call* call, const char* command, const char* params_json,
                    size_t params_len, const pio_tensor_view* inputs, size_t n) {
   return guarded(plugin->host, "execute", [&]() -> Status {
-    PIO_ASSIGN_OR_RETURN(Json params, parse_json("execute: the parameters", params_json, params_len));
+    PIO_ASSIGN_OR_RETURN(Json params,
+                         parse_json("execute: the parameters", params_json, params_len));
     CallContext context(plugin->host, call);
     const std::vector<TensorView> views = views_of(inputs, n);
     PIO_ASSIGN_OR_RETURN(Json answer, plugin->impl->execute(command, params, views, context));
@@ -238,13 +263,15 @@ pio_error* generate(pio_plugin* plugin, pio_call* call, const pio_generate_reque
                     pio_token_callback on_tokens, void* user, pio_generate_result* result) {
   return guarded(plugin->host, kChat ? "chat_completion" : "generate_text", [&]() -> Status {
     GenerateRequest r;
-    r.prompt = std::string_view(request->prompt == nullptr ? "" : request->prompt, request->prompt_len);
+    r.prompt =
+        std::string_view(request->prompt == nullptr ? "" : request->prompt, request->prompt_len);
     if (request->prompt_token_ids != nullptr) {
       r.prompt_token_ids = std::span(request->prompt_token_ids, request->n_prompt_token_ids);
     }
     if constexpr (kChat) {
-      PIO_ASSIGN_OR_RETURN(r.messages, parse_json("chat_completion: the messages",
-                                                  request->messages_json, request->messages_json_len));
+      PIO_ASSIGN_OR_RETURN(r.messages,
+                           parse_json("chat_completion: the messages", request->messages_json,
+                                      request->messages_json_len));
       if (!r.messages.is_array()) {
         return invalid_argument_error("chat_completion: the messages are not a JSON array");
       }
@@ -253,8 +280,8 @@ pio_error* generate(pio_plugin* plugin, pio_call* call, const pio_generate_reque
     CallContext context(plugin->host, call);
     TokenStream stream(context, on_tokens, user);
     TextModelPlugin* text = text_model(plugin);
-    PIO_ASSIGN_OR_RETURN(GenerateResult done, kChat ? text->chat_completion(r, stream)
-                                                    : text->generate_text(r, stream));
+    PIO_ASSIGN_OR_RETURN(GenerateResult done,
+                         kChat ? text->chat_completion(r, stream) : text->generate_text(r, stream));
     fill_result(done, result);
     return ok_status();
   });

@@ -29,12 +29,18 @@ Status check_api(const std::filesystem::path& path, const pio_plugin_api* api) {
         lib, api->abi_version, api->struct_size, PIO_PLUGIN_ABI_VERSION, kMinApiSize));
   }
   const char* missing = nullptr;
-  if (api->create == nullptr) missing = "create";
-  else if (api->destroy == nullptr) missing = "destroy";
-  else if (api->initialize == nullptr) missing = "initialize";
-  else if (api->load_model == nullptr) missing = "load_model";
-  else if (api->infer == nullptr) missing = "infer";
-  else if (api->cleanup == nullptr) missing = "cleanup";
+  if (api->create == nullptr)
+    missing = "create";
+  else if (api->destroy == nullptr)
+    missing = "destroy";
+  else if (api->initialize == nullptr)
+    missing = "initialize";
+  else if (api->load_model == nullptr)
+    missing = "load_model";
+  else if (api->infer == nullptr)
+    missing = "infer";
+  else if (api->cleanup == nullptr)
+    missing = "cleanup";
   if (missing != nullptr) {
     return failed_precondition_error(
         fmt::format("plugin {}: its table has no {} function, which is required", lib, missing));

@@ -1,6 +1,8 @@
 // The functions of pio_host_services. They are called by plugin code through the C ABI, so each
 // one checks its arguments as claims, never lets an exception out, and returns pio_error*.
 
+#include "internal/worker_services.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,7 +11,6 @@
 #include <new>
 
 #include "fmt/format.h"
-#include "internal/worker_services.h"
 #include "nlohmann/json.hpp"
 #include "pio/plugin_sdk/worker_protocol.h"
 
@@ -60,13 +61,15 @@ pio_error* output_alloc(pio_call* call, const char* name, pio_dtype dtype, const
     if (name[0] == '\0') return error_new(PIO_ERROR_INVALID_ARGUMENT, "output_alloc: empty name");
     const auto wire_dtype = static_cast<wire::DType>(dtype);
     Result<uint64_t> bytes = ipc::tensor_byte_size(wire_dtype, std::span(shape, rank));
-    if (!bytes.ok()) return error_from(bytes.status().with_context(fmt::format("output \"{}\"", name)));
+    if (!bytes.ok())
+      return error_from(bytes.status().with_context(fmt::format("output \"{}\"", name)));
     // A full ring waits for the host's Releases: until the request's deadline, and never longer
     // than kDefaultOutputWaitMs (a request without a deadline must not wait forever).
-    const ipc::Deadline wait_until =
-        std::min(state->deadline, ipc::deadline_after(std::chrono::milliseconds(kDefaultOutputWaitMs)));
+    const ipc::Deadline wait_until = std::min(
+        state->deadline, ipc::deadline_after(std::chrono::milliseconds(kDefaultOutputWaitMs)));
     Result<ipc::RingSlot> slot = state->ring->allocate(*bytes, wait_until, *state->cancelled);
-    if (!slot.ok()) return error_from(slot.status().with_context(fmt::format("output \"{}\"", name)));
+    if (!slot.ok())
+      return error_from(slot.status().with_context(fmt::format("output \"{}\"", name)));
     OutputTensor out{name, wire_dtype, ipc::TensorShape(shape, shape + rank), *slot};
     try {
       state->outputs.push_back(std::move(out));
@@ -136,8 +139,18 @@ void log(pio_log_level level, const char* message) {
 }
 
 const pio_host_services kServices = {
-    sizeof(pio_host_services), PIO_PLUGIN_ABI_VERSION, &error_new, &error_delete, &error_code,
-    &error_message, &output_alloc, &output_json, &output_tokens, &output_text, &is_cancelled, &log,
+    sizeof(pio_host_services),
+    PIO_PLUGIN_ABI_VERSION,
+    &error_new,
+    &error_delete,
+    &error_code,
+    &error_message,
+    &output_alloc,
+    &output_json,
+    &output_tokens,
+    &output_text,
+    &is_cancelled,
+    &log,
 };
 
 }  // namespace

@@ -143,7 +143,8 @@ void WorkerLoop::run_generate(const Request& request, const wire::Generate& mess
   };
 
   pio_generate_result result{sizeof(pio_generate_result), PIO_FINISH_NONE, 0, 0};
-  Status status = take_error(verb(plugin_, as_call(&call), &c_request, &on_tokens, &state, &result));
+  Status status =
+      take_error(verb(plugin_, as_call(&call), &c_request, &on_tokens, &state, &result));
   if (!state.stream) tokens_generated_.fetch_add(state.all_ids.size(), std::memory_order_relaxed);
 
   if (state.send_failed) {
@@ -152,34 +153,41 @@ void WorkerLoop::run_generate(const Request& request, const wire::Generate& mess
     return;
   }
   if (state.plugin_misbehaved) {
-    return send_error(request.id, internal_error(fmt::format(
-                                      "{}: plugin {} passed NULL token ids or text with a "
-                                      "non-zero length to the token callback",
-                                      verb_name, api_.name)));
+    return send_error(
+        request.id, internal_error(fmt::format("{}: plugin {} passed NULL token ids or text with a "
+                                               "non-zero length to the token callback",
+                                               verb_name, api_.name)));
   }
-  const uint32_t completion = result.completion_tokens != 0 ? result.completion_tokens
-                                                            : state.completion_tokens;
+  const uint32_t completion =
+      result.completion_tokens != 0 ? result.completion_tokens : state.completion_tokens;
   if (request.cancelled->load(std::memory_order_relaxed)) {
     chunk(state.all_ids, state.all_text, wire::FinishReason::Cancelled, result.prompt_tokens,
-          completion).ignore();
+          completion)
+        .ignore();
     return;
   }
   if (call.deadline_passed()) {
     return send_error(request.id, deadline_exceeded_error(fmt::format(
-                                      "{}: the deadline of {} ms passed after {} tokens",
-                                      verb_name, message.deadline_ms(), state.completion_tokens)));
+                                      "{}: the deadline of {} ms passed after {} tokens", verb_name,
+                                      message.deadline_ms(), state.completion_tokens)));
   }
   if (!status.ok()) return send_error(request.id, status);
   wire::FinishReason reason;
   switch (result.finish_reason) {
-    case PIO_FINISH_STOP: reason = wire::FinishReason::Stop; break;
-    case PIO_FINISH_LENGTH: reason = wire::FinishReason::Length; break;
-    case PIO_FINISH_CANCELLED: reason = wire::FinishReason::Cancelled; break;
+    case PIO_FINISH_STOP:
+      reason = wire::FinishReason::Stop;
+      break;
+    case PIO_FINISH_LENGTH:
+      reason = wire::FinishReason::Length;
+      break;
+    case PIO_FINISH_CANCELLED:
+      reason = wire::FinishReason::Cancelled;
+      break;
     default:
-      return send_error(request.id, internal_error(fmt::format(
-                                        "{}: plugin {} succeeded without a finish reason "
-                                        "(stop, length or cancelled)",
-                                        verb_name, api_.name)));
+      return send_error(
+          request.id, internal_error(fmt::format("{}: plugin {} succeeded without a finish reason "
+                                                 "(stop, length or cancelled)",
+                                                 verb_name, api_.name)));
   }
   chunk(state.all_ids, state.all_text, reason, result.prompt_tokens, completion).ignore();
 }

@@ -42,11 +42,14 @@ std::pair<uint64_t, const char*> resident_bytes() {
     return {resident_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)), "current"};
   }
   rusage usage{};
-  if (getrusage(RUSAGE_SELF, &usage) == 0) return {static_cast<uint64_t>(usage.ru_maxrss) * 1024, "peak"};
+  if (getrusage(RUSAGE_SELF, &usage) == 0)
+    return {static_cast<uint64_t>(usage.ru_maxrss) * 1024, "peak"};
   return {0, "unknown"};
 }
 
-std::string dump(const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string dump(const Json& json) {
+  return json.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 }  // namespace
 
@@ -83,10 +86,12 @@ Status WorkerLoop::send(flatbuffers::FlatBufferBuilder& fbb) {
 
 void WorkerLoop::send_error(uint64_t id, const Status& status) {
   flatbuffers::FlatBufferBuilder fbb;
-  auto error = wire::CreateError(fbb, ipc::to_wire(status.code()), fbb.CreateString(status.message()));
+  auto error =
+      wire::CreateError(fbb, ipc::to_wire(status.code()), fbb.CreateString(status.message()));
   ipc::finish_envelope(fbb, id, wire::Message::Error, error.Union());
   Status sent = send(fbb);
-  if (!sent.ok()) std::fprintf(stderr, "pio-worker: cannot send an error: %s\n", sent.to_string().c_str());
+  if (!sent.ok())
+    std::fprintf(stderr, "pio-worker: cannot send an error: %s\n", sent.to_string().c_str());
 }
 
 ipc::Deadline WorkerLoop::deadline_of(uint32_t deadline_ms) const {
@@ -147,9 +152,9 @@ WorkerExitCode WorkerLoop::run() {
       case wire::Message::Shutdown:
         return shutdown(id, in.envelope().message_as_Shutdown()->deadline_ms());
       default:
-        send_error(id, invalid_argument_error(fmt::format(
-                           "pio-worker does not accept {} from the host",
-                           ipc::message_type_name(in.type()))));
+        send_error(id,
+                   invalid_argument_error(fmt::format("pio-worker does not accept {} from the host",
+                                                      ipc::message_type_name(in.type()))));
         break;
     }
   }
@@ -179,9 +184,10 @@ void WorkerLoop::release(const ipc::InboundMessage& message) {
   if (tensors == nullptr) return;
   Status first_error;
   for (const wire::TensorDesc* desc : *tensors) {
-    Status status = desc->ring() != wire::Ring::WorkerToHost
-                        ? invalid_argument_error("Release: a tensor that is not in the worker->host ring")
-                        : outputs_.release(ipc::RingSlot{desc->offset(), desc->length()});
+    Status status =
+        desc->ring() != wire::Ring::WorkerToHost
+            ? invalid_argument_error("Release: a tensor that is not in the worker->host ring")
+            : outputs_.release(ipc::RingSlot{desc->offset(), desc->length()});
     if (!status.ok() && first_error.ok()) first_error = status;
   }
   if (!first_error.ok()) send_error(message.request_id(), first_error);
@@ -205,12 +211,12 @@ void WorkerLoop::answer_stats(uint64_t id) {
   flatbuffers::FlatBufferBuilder fbb;
   const auto [rss, rss_source] = resident_bytes();
   std::vector<flatbuffers::Offset<wire::KeyValue>> values;
-  values.push_back(wire::CreateKeyValueDirect(
-      fbb, "output_slots_live", std::to_string(outputs_.live_count()).c_str()));
+  values.push_back(wire::CreateKeyValueDirect(fbb, "output_slots_live",
+                                              std::to_string(outputs_.live_count()).c_str()));
   values.push_back(wire::CreateKeyValueDirect(fbb, "rss_source", rss_source));
-  auto stats = wire::CreateStats(fbb, rss, 0, in_flight,
-                                 tokens_generated_.load(std::memory_order_relaxed),
-                                 fbb.CreateVectorOfSortedTables(&values));
+  auto stats =
+      wire::CreateStats(fbb, rss, 0, in_flight, tokens_generated_.load(std::memory_order_relaxed),
+                        fbb.CreateVectorOfSortedTables(&values));
   ipc::finish_envelope(fbb, id, wire::Message::Stats, stats.Union());
   send(fbb).ignore();
 }
@@ -237,9 +243,9 @@ WorkerExitCode WorkerLoop::shutdown(std::optional<uint64_t> id, uint32_t deadlin
       lock.unlock();
       if (id.has_value()) {
         send_error(*id, deadline_exceeded_error(fmt::format(
-                         "shutdown: plugin {} did not return from a verb within {} ms; exiting "
-                         "without cleanup",
-                         api_.name, deadline_ms)));
+                            "shutdown: plugin {} did not return from a verb within {} ms; exiting "
+                            "without cleanup",
+                            api_.name, deadline_ms)));
       }
       std::fflush(stderr);
       std::_Exit(static_cast<int>(WorkerExitCode::kOk));
@@ -300,14 +306,14 @@ void WorkerLoop::execute(const Request& request) {
   }
   const bool is_initialize = envelope->message_type() == wire::Message::Initialize;
   if (is_initialize == initialized_) {
-    return send_error(request.id, failed_precondition_error(
-                                      is_initialize
-                                          ? fmt::format("plugin {} is already initialized; send "
-                                                        "pio.cleanup before initializing it again",
-                                                        api_.name)
-                                          : fmt::format("plugin {} is not initialized; send "
-                                                        "Initialize first",
-                                                        api_.name)));
+    return send_error(request.id,
+                      failed_precondition_error(
+                          is_initialize ? fmt::format("plugin {} is already initialized; send "
+                                                      "pio.cleanup before initializing it again",
+                                                      api_.name)
+                                        : fmt::format("plugin {} is not initialized; send "
+                                                      "Initialize first",
+                                                      api_.name)));
   }
   switch (envelope->message_type()) {
     case wire::Message::Initialize:
@@ -351,9 +357,9 @@ void WorkerLoop::run_load_model(const Request& request, const wire::LoadModel& m
     if (!split.ok()) return send_error(request.id, split.status());
     auto opened = open_beneath(roots_.fds[split->first].get(), split->second.string());
     if (!opened.ok()) {
-      return send_error(request.id, opened.status().with_context(fmt::format(
-                                        "load_model: \"{}\" (model roots {})", path,
-                                        roots_.guard->roots_text())));
+      return send_error(request.id, opened.status().with_context(
+                                        fmt::format("load_model: \"{}\" (model roots {})", path,
+                                                    roots_.guard->roots_text())));
     }
     fd = std::move(*opened);
   }
@@ -379,9 +385,11 @@ void WorkerLoop::run_infer(const Request& request, const wire::Infer& message) {
   if (message.inputs() != nullptr) {
     views.reserve(message.inputs()->size());
     for (flatbuffers::uoffset_t i = 0; i < message.inputs()->size(); ++i) {
-      auto view = ipc::validate_tensor_desc(message.inputs()->Get(i), wire::Ring::HostToWorker, bounds);
+      auto view =
+          ipc::validate_tensor_desc(message.inputs()->Get(i), wire::Ring::HostToWorker, bounds);
       if (!view.ok()) {
-        return send_error(request.id, view.status().with_context(fmt::format("infer: input {}", i)));
+        return send_error(request.id,
+                          view.status().with_context(fmt::format("infer: input {}", i)));
       }
       views.push_back(std::move(*view));
     }
@@ -430,7 +438,8 @@ Status WorkerLoop::dispatch_command(std::string_view command, const wire::Infer&
   if (command == kCommandSupportsConfig) {
     if (api_.supports_config == nullptr) return missing(command);
     int supported = 0;
-    PIO_RETURN_IF_ERROR(take_error(api_.supports_config(plugin_, params.data(), params.size(), &supported)));
+    PIO_RETURN_IF_ERROR(
+        take_error(api_.supports_config(plugin_, params.data(), params.size(), &supported)));
     call.json = dump(Json{{"supported", supported != 0}});
     return ok_status();
   }
@@ -482,8 +491,8 @@ Status WorkerLoop::dispatch_command(std::string_view command, const wire::Infer&
   }
   if (api_.execute == nullptr) return missing("execute");
   const std::string name(command);
-  return take_error(
-      api_.execute(plugin_, c, name.c_str(), params.data(), params.size(), inputs.data(), inputs.size()));
+  return take_error(api_.execute(plugin_, c, name.c_str(), params.data(), params.size(),
+                                 inputs.data(), inputs.size()));
 }
 
 void WorkerLoop::answer_result(uint64_t id, CallState& call) {
@@ -492,8 +501,8 @@ void WorkerLoop::answer_result(uint64_t id, CallState& call) {
   descs.reserve(call.outputs.size());
   for (const OutputTensor& out : call.outputs) {
     auto desc = ipc::build_tensor_desc(fbb, out.name, out.dtype,
-                                       std::span(out.shape.data(), out.shape.size()), wire::Ring::WorkerToHost,
-                                       out.slot);
+                                       std::span(out.shape.data(), out.shape.size()),
+                                       wire::Ring::WorkerToHost, out.slot);
     if (!desc.ok()) {
       call.drop_outputs();
       return send_error(id, desc.status().with_context("infer: an output the plugin allocated"));

@@ -51,8 +51,8 @@ pio::Result<Options> parse_args(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-    int* fd_target = arg == "--control-fd" ? &options.control_fd
-                     : arg == "--arena-fd" ? &options.arena_fd
+    int* fd_target = arg == "--control-fd"  ? &options.control_fd
+                     : arg == "--arena-fd"  ? &options.arena_fd
                      : arg == "--stage2-fd" ? &options.stage2_fd
                                             : nullptr;
     if (fd_target != nullptr) {
@@ -99,7 +99,8 @@ int fail_early(WorkerExitCode code, const Status& status) {
 Status retire_arena_fd(const pio::ipc::ShmArena& arena) {
   pio::UniqueFd null_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!null_fd) return pio::errno_status("arena: open /dev/null", errno);
-  if (dup3(null_fd.get(), arena.fd(), O_CLOEXEC) < 0) return pio::errno_status("arena: dup3", errno);
+  if (dup3(null_fd.get(), arena.fd(), O_CLOEXEC) < 0)
+    return pio::errno_status("arena: dup3", errno);
   return pio::ok_status();
 }
 
@@ -126,7 +127,8 @@ int run(int argc, char** argv) {
   auto arena = pio::ipc::ShmArena::map_existing(pio::UniqueFd(options->arena_fd), 4096);
   if (!arena.ok()) return fail_early(WorkerExitCode::kArena, arena.status().with_context("arena"));
   auto layout = pio::ipc::ArenaLayout::read_from(*arena);
-  if (!layout.ok()) return fail_early(WorkerExitCode::kArena, layout.status().with_context("arena"));
+  if (!layout.ok())
+    return fail_early(WorkerExitCode::kArena, layout.status().with_context("arena"));
   auto channel = pio::ipc::Channel::create(pio::UniqueFd(options->control_fd), *arena, *layout,
                                            pio::ipc::ChannelSide::kWorker);
   if (!channel.ok()) {
@@ -134,7 +136,8 @@ int run(int argc, char** argv) {
   }
   auto ring = pio::ipc::ShmRing::create(layout->ring_worker_to_host().offset,
                                         layout->ring_worker_to_host().size);
-  if (!ring.ok()) return fail(*channel, WorkerExitCode::kArena, ring.status().with_context("arena"));
+  if (!ring.ok())
+    return fail(*channel, WorkerExitCode::kArena, ring.status().with_context("arena"));
   if (Status s = retire_arena_fd(*arena); !s.ok()) return fail(*channel, WorkerExitCode::kArena, s);
   auto roots = open_model_roots(options->model_roots);
   if (!roots.ok()) return fail(*channel, WorkerExitCode::kUsage, roots.status());
@@ -148,7 +151,8 @@ int run(int argc, char** argv) {
   if (!library.ok()) return fail(*channel, WorkerExitCode::kPluginLoad, library.status());
   const pio_plugin_api& api = library->api();
   pio_plugin* plugin = nullptr;
-  Status created = pio::sdk::worker::take_error(api.create(pio::sdk::worker::host_services(), &plugin));
+  Status created =
+      pio::sdk::worker::take_error(api.create(pio::sdk::worker::host_services(), &plugin));
   if (!created.ok() || plugin == nullptr) {
     return fail(*channel, WorkerExitCode::kPluginCreate,
                 created.ok() ? pio::internal_error("create succeeded without an instance")

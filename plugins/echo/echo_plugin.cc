@@ -69,7 +69,8 @@ class EchoPlugin final : public pio::sdk::TextModelPlugin {
 
   Status infer(std::span<const pio::sdk::TensorView> inputs, pio::sdk::CallContext& call) override {
     for (const auto& input : inputs) {
-      PIO_ASSIGN_OR_RETURN(auto out, call.allocate_output(input.name(), input.dtype(), input.shape()));
+      PIO_ASSIGN_OR_RETURN(auto out,
+                           call.allocate_output(input.name(), input.dtype(), input.shape()));
       if (input.dtype() == pio::sdk::DType::kF32) {
         const auto in = input.as<float>();
         auto* dst = reinterpret_cast<float*>(out.data());
@@ -102,8 +103,8 @@ class EchoPlugin final : public pio::sdk::TextModelPlugin {
       for (float v : inputs[0].as<float>()) sum += v;
       return Json{{"sum", sum}};
     }
-    return pio::not_found_error(
-        fmt::format("execute: echo has no command \"{}\" (it has \"reverse\" and \"sum\")", command));
+    return pio::not_found_error(fmt::format(
+        "execute: echo has no command \"{}\" (it has \"reverse\" and \"sum\")", command));
   }
 
   Result<std::vector<int32_t>> tokenize(std::string_view text) override {

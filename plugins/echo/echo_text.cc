@@ -5,7 +5,9 @@ namespace pio::echo {
 namespace {
 constexpr int32_t kReplacement = 0xFFFD;
 
-bool is_scalar_value(int32_t cp) { return cp >= 0 && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF); }
+bool is_scalar_value(int32_t cp) {
+  return cp >= 0 && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+}
 }  // namespace
 
 std::vector<int32_t> code_points(std::string_view text) {
@@ -14,8 +16,15 @@ std::vector<int32_t> code_points(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     const auto lead = static_cast<uint8_t>(text[i]);
-    int length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
-    int32_t cp = length == 1 ? lead : length == 2 ? lead & 0x1F : length == 3 ? lead & 0x0F : lead & 0x07;
+    int length = lead < 0x80           ? 1
+                 : (lead >> 5) == 0x6  ? 2
+                 : (lead >> 4) == 0xE  ? 3
+                 : (lead >> 3) == 0x1E ? 4
+                                       : 0;
+    int32_t cp = length == 1   ? lead
+                 : length == 2 ? lead & 0x1F
+                 : length == 3 ? lead & 0x0F
+                               : lead & 0x07;
     bool valid = length > 0 && i + static_cast<size_t>(length) <= text.size();
     for (int k = 1; valid && k < length; ++k) {
       const auto c = static_cast<uint8_t>(text[i + static_cast<size_t>(k)]);

@@ -21,7 +21,8 @@ class MinimalPlugin final : public pio::sdk::ModelPlugin {
   pio::Status infer(std::span<const pio::sdk::TensorView> inputs,
                     pio::sdk::CallContext& call) override {
     for (const auto& input : inputs) {
-      PIO_ASSIGN_OR_RETURN(auto out, call.allocate_output(input.name(), input.dtype(), input.shape()));
+      PIO_ASSIGN_OR_RETURN(auto out,
+                           call.allocate_output(input.name(), input.dtype(), input.shape()));
       if (!out.empty()) std::memcpy(out.data(), input.bytes().data(), out.size());
     }
     return pio::ok_status();

@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 namespace pio::sdk {
@@ -10,7 +11,7 @@ namespace {
 using ::testing::HasSubstr;
 
 pio_tensor_view f32_view(const char* name, const std::vector<float>& values, const int64_t* shape) {
-  return pio_tensor_view{sizeof(pio_tensor_view), name, PIO_DTYPE_F32, shape, 1, values.data(),
+  return pio_tensor_view{sizeof(pio_tensor_view),      name, PIO_DTYPE_F32, shape, 1, values.data(),
                          values.size() * sizeof(float)};
 }
 
@@ -47,10 +48,11 @@ TEST(InProcessPlugin, GenerateStreamsAndCanBeCancelledByTheCallback) {
   auto plugin = InProcessPlugin::load(PIO_TEST_ECHO_PLUGIN);
   ASSERT_TRUE(plugin.ok());
   std::string text;
-  auto done = (*plugin)->generate("hello", 100, [&](std::span<const int32_t>, std::string_view piece) {
-    text += piece;
-    return text.size() < 3;
-  });
+  auto done =
+      (*plugin)->generate("hello", 100, [&](std::span<const int32_t>, std::string_view piece) {
+        text += piece;
+        return text.size() < 3;
+      });
   ASSERT_TRUE(done.ok()) << done.status().to_string();
   EXPECT_EQ(done->finish_reason, PIO_FINISH_CANCELLED);
   EXPECT_EQ(text, "hel");

@@ -1,13 +1,12 @@
 #include "pio/plugin_sdk/path_guard.h"
 
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 namespace pio::sdk {
 namespace {
@@ -44,7 +43,8 @@ class PathGuardTest : public ::testing::Test {
   void expect_refused(const std::string& requested) {
     auto resolved = guard_->resolve(requested);
     ASSERT_FALSE(resolved.ok()) << requested << " was accepted as " << resolved->string();
-    EXPECT_EQ(resolved.status().code(), ErrorCode::kPermissionDenied) << resolved.status().to_string();
+    EXPECT_EQ(resolved.status().code(), ErrorCode::kPermissionDenied)
+        << resolved.status().to_string();
     EXPECT_THAT(resolved.status().message(), HasSubstr("\"" + requested + "\""));
     EXPECT_THAT(resolved.status().message(), HasSubstr("[" + root_.string() + "]"));
   }
@@ -131,7 +131,8 @@ TEST(PathGuard, WithinComparesWholeComponents) {
 TEST_F(PathGuardTest, OpenBeneathOpensFilesAndSymlinksInsideTheRoot) {
   UniqueFd root(open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   ASSERT_TRUE(root.valid());
-  for (const char* path : {"config.json", "weights/model.safetensors", "alias", "weights/../config.json", "."}) {
+  for (const char* path :
+       {"config.json", "weights/model.safetensors", "alias", "weights/../config.json", "."}) {
     auto fd = open_beneath(root.get(), path);
     EXPECT_TRUE(fd.ok()) << path << ": " << fd.status().to_string();
   }
@@ -142,12 +143,14 @@ TEST_F(PathGuardTest, OpenBeneathRefusesEveryWayOut) {
   ASSERT_TRUE(root.valid());
   const std::string secret = (base_ / "outside" / "secret").string();
   const std::string proc = "/proc/self/root" + (root_ / "config.json").string();
-  for (const std::string& path : {std::string("../../etc/passwd"), std::string("/etc/passwd"), secret,
-                                  std::string("escape_absolute"), std::string("escape_relative"),
-                                  std::string("escape_proc"), proc}) {
+  for (const std::string& path :
+       {std::string("../../etc/passwd"), std::string("/etc/passwd"), secret,
+        std::string("escape_absolute"), std::string("escape_relative"), std::string("escape_proc"),
+        proc}) {
     auto fd = open_beneath(root.get(), path);
     ASSERT_FALSE(fd.ok()) << path << " was opened";
-    EXPECT_EQ(fd.status().code(), ErrorCode::kPermissionDenied) << path << ": " << fd.status().to_string();
+    EXPECT_EQ(fd.status().code(), ErrorCode::kPermissionDenied)
+        << path << ": " << fd.status().to_string();
     EXPECT_THAT(fd.status().message(), HasSubstr("\"" + path + "\""));
   }
 }

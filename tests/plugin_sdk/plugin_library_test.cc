@@ -1,18 +1,17 @@
 #include "pio/plugin_sdk/plugin_library.h"
 
 #include <dlfcn.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 namespace pio::sdk {
 namespace {
@@ -37,7 +36,8 @@ std::vector<std::string> defined_dynamic_symbols(const std::string& library) {
 }
 
 TEST(PluginExports, EveryPluginLibraryExportsOnlyItsEntryPoint) {
-  for (const char* library : {PIO_TEST_ECHO_PLUGIN, PIO_TEST_MINIMAL_PLUGIN, PIO_TEST_THROWING_PLUGIN}) {
+  for (const char* library :
+       {PIO_TEST_ECHO_PLUGIN, PIO_TEST_MINIMAL_PLUGIN, PIO_TEST_THROWING_PLUGIN}) {
     EXPECT_THAT(defined_dynamic_symbols(library), ElementsAre("pio_plugin_entry")) << library;
   }
 }
@@ -48,7 +48,10 @@ TEST(PluginExports, SdkInternalsAreNotVisibleToDlsym) {
   EXPECT_NE(dlsym(handle, "pio_plugin_entry"), nullptr);
   // pio::sdk::dtype_size(pio::sdk::DType), linked into every plugin, stays local to it.
   EXPECT_EQ(dlsym(handle, "_ZN3pio3sdk10dtype_sizeENS0_5DTypeE"), nullptr);
-  EXPECT_EQ(dlsym(handle, "_ZN3pio21invalid_argument_errorENSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE"), nullptr);
+  EXPECT_EQ(
+      dlsym(handle,
+            "_ZN3pio21invalid_argument_errorENSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE"),
+      nullptr);
   dlclose(handle);
 }
 

@@ -3,6 +3,8 @@
 // the echo plugin answers through it. The host's supervision and the hostile plugins are tested
 // with the host; this is the worker's side of that contract.
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,9 +12,6 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "pio/ipc/arena_layout.h"
 #include "pio/ipc/channel.h"
@@ -89,7 +88,8 @@ class SandboxedWorkerTest : public ::testing::Test {
 
     sandbox::SpawnRequest request;
     request.worker_path = PIO_TEST_WORKER_PATH;
-    request.args = {"--model-root", (root_ / "models").string(), (root_ / "plugin" / "libecho.so").string()};
+    request.args = {"--model-root", (root_ / "models").string(),
+                    (root_ / "plugin" / "libecho.so").string()};
     request.plugin_dir = root_ / "plugin";
     request.model_dirs = {root_ / "models"};
     request.control_fd = sockets->second.get();
@@ -100,7 +100,8 @@ class SandboxedWorkerTest : public ::testing::Test {
     ASSERT_TRUE(worker.ok()) << worker.status().to_string();
     worker_ = *worker;
     sockets->second.reset();
-    auto channel = ipc::Channel::create(std::move(sockets->first), *arena_, *layout_, ipc::ChannelSide::kHost);
+    auto channel =
+        ipc::Channel::create(std::move(sockets->first), *arena_, *layout_, ipc::ChannelSide::kHost);
     ASSERT_TRUE(channel.ok());
     channel_.emplace(std::move(*channel));
   }
@@ -112,7 +113,9 @@ class SandboxedWorkerTest : public ::testing::Test {
   }
 
   void send(flatbuffers::FlatBufferBuilder& fbb) {
-    ASSERT_TRUE(channel_->send(ipc::builder_bytes(fbb), {}, ipc::deadline_after(std::chrono::seconds(10))).ok());
+    ASSERT_TRUE(
+        channel_->send(ipc::builder_bytes(fbb), {}, ipc::deadline_after(std::chrono::seconds(10)))
+            .ok());
   }
 
   void wait_for_exit() {
@@ -144,12 +147,14 @@ TEST_F(SandboxedWorkerTest, EchoServesUnderTheLowTrustPolicyAndExitsCleanly) {
 
   {  // Initialize
     flatbuffers::FlatBufferBuilder fbb;
-    ipc::finish_envelope(fbb, 1, wire::Message::Initialize, wire::CreateInitializeDirect(fbb, "{}").Union());
+    ipc::finish_envelope(fbb, 1, wire::Message::Initialize,
+                         wire::CreateInitializeDirect(fbb, "{}").Union());
     send(fbb);
     ASSERT_EQ(receive().type(), wire::Message::Result);
   }
   {  // Infer on a tensor in the host->worker ring
-    auto ring = ipc::ShmRing::create(layout_->ring_host_to_worker().offset, layout_->ring_host_to_worker().size);
+    auto ring = ipc::ShmRing::create(layout_->ring_host_to_worker().offset,
+                                     layout_->ring_host_to_worker().size);
     ASSERT_TRUE(ring.ok());
     const float x[3] = {1.5f, -2.0f, 4.0f};
     auto slot = ring->allocate(sizeof(x));
@@ -157,10 +162,12 @@ TEST_F(SandboxedWorkerTest, EchoServesUnderTheLowTrustPolicyAndExitsCleanly) {
     std::memcpy(arena_->data() + slot->offset, x, sizeof(x));
     flatbuffers::FlatBufferBuilder fbb;
     const int64_t shape[] = {3};
-    auto desc = ipc::build_tensor_desc(fbb, "x", wire::DType::F32, shape, wire::Ring::HostToWorker, *slot);
+    auto desc =
+        ipc::build_tensor_desc(fbb, "x", wire::DType::F32, shape, wire::Ring::HostToWorker, *slot);
     ASSERT_TRUE(desc.ok());
     std::vector<flatbuffers::Offset<wire::TensorDesc>> inputs = {*desc};
-    ipc::finish_envelope(fbb, 2, wire::Message::Infer, wire::CreateInferDirect(fbb, &inputs).Union());
+    ipc::finish_envelope(fbb, 2, wire::Message::Infer,
+                         wire::CreateInferDirect(fbb, &inputs).Union());
     send(fbb);
     ipc::InboundMessage& result = receive();
     ASSERT_EQ(result.type(), wire::Message::Result);
@@ -178,8 +185,9 @@ TEST_F(SandboxedWorkerTest, EchoServesUnderTheLowTrustPolicyAndExitsCleanly) {
   {  // A streamed generation
     flatbuffers::FlatBufferBuilder fbb;
     auto params = wire::CreateSamplingParamsDirect(fbb, 100);
-    ipc::finish_envelope(fbb, 3, wire::Message::Generate,
-                         wire::CreateGenerateDirect(fbb, "sandboxed", nullptr, nullptr, params).Union());
+    ipc::finish_envelope(
+        fbb, 3, wire::Message::Generate,
+        wire::CreateGenerateDirect(fbb, "sandboxed", nullptr, nullptr, params).Union());
     send(fbb);
     std::string text;
     for (;;) {
@@ -202,7 +210,9 @@ TEST_F(SandboxedWorkerTest, EchoServesUnderTheLowTrustPolicyAndExitsCleanly) {
     send(fbb);
     ipc::InboundMessage& reply = receive();
     ASSERT_EQ(reply.type(), wire::Message::Result)
-        << (reply.type() == wire::Message::Error ? reply.envelope().message_as_Error()->message()->str() : "");
+        << (reply.type() == wire::Message::Error
+                ? reply.envelope().message_as_Error()->message()->str()
+                : "");
     flatbuffers::FlatBufferBuilder bad_fbb;
     const std::string bad = (root_ / "models" / "echo" / "escape").string();
     ipc::finish_envelope(bad_fbb, 5, wire::Message::LoadModel,
@@ -210,12 +220,14 @@ TEST_F(SandboxedWorkerTest, EchoServesUnderTheLowTrustPolicyAndExitsCleanly) {
     send(bad_fbb);
     ipc::InboundMessage& refused = receive();
     ASSERT_EQ(refused.type(), wire::Message::Error);
-    EXPECT_EQ(ipc::from_wire(refused.envelope().message_as_Error()->code()), ErrorCode::kPermissionDenied);
+    EXPECT_EQ(ipc::from_wire(refused.envelope().message_as_Error()->code()),
+              ErrorCode::kPermissionDenied);
     EXPECT_THAT(refused.envelope().message_as_Error()->message()->str(), HasSubstr(bad));
   }
   {  // Shutdown: an answer, then a clean exit
     flatbuffers::FlatBufferBuilder fbb;
-    ipc::finish_envelope(fbb, 6, wire::Message::Shutdown, wire::CreateShutdownDirect(fbb, 2000).Union());
+    ipc::finish_envelope(fbb, 6, wire::Message::Shutdown,
+                         wire::CreateShutdownDirect(fbb, 2000).Union());
     send(fbb);
     ASSERT_EQ(receive().type(), wire::Message::Result);
     wait_for_exit();

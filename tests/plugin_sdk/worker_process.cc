@@ -1,6 +1,7 @@
 #include "worker_process.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
@@ -8,8 +9,6 @@
 #include <unistd.h>
 
 #include <cstring>
-
-#include <gtest/gtest.h>
 
 #include "pio/ipc/socket_packet.h"
 
@@ -30,7 +29,8 @@ ipc::ArenaConfig small_config() {
 UniqueFd empty_stage2_filter() {
   UniqueFd fd(memfd_create("pio-test-stage2", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   PIO_CHECK(fd.valid());
-  PIO_CHECK(fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
+  PIO_CHECK(
+      fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
   return fd;
 }
 
@@ -53,7 +53,8 @@ std::unique_ptr<WorkerProcess> WorkerProcess::start(const std::string& plugin,
   PIO_CHECK(arena.ok());
   p->arena_ = std::make_unique<ipc::ShmArena>(std::move(*arena));
   ipc::Channel::prepare_arena(*p->arena_, *p->layout_);
-  auto ring = ipc::ShmRing::create(layout->ring_host_to_worker().offset, layout->ring_host_to_worker().size);
+  auto ring = ipc::ShmRing::create(layout->ring_host_to_worker().offset,
+                                   layout->ring_host_to_worker().size);
   PIO_CHECK(ring.ok());
   p->inputs_ring_.emplace(std::move(*ring));
   auto sockets = ipc::make_packet_socketpair();
@@ -133,17 +134,20 @@ uint64_t WorkerProcess::send_load_model(const std::string& path) {
 }
 
 uint64_t WorkerProcess::send_infer(const std::string& command, const std::string& params_json,
-                                   const std::vector<ipc::TensorView>& inputs, uint32_t deadline_ms) {
+                                   const std::vector<ipc::TensorView>& inputs,
+                                   uint32_t deadline_ms) {
   const uint64_t id = next_id_++;
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::TensorDesc>> descs;
   for (const auto& in : inputs) {
-    auto desc = ipc::build_tensor_desc(fbb, in.name, in.dtype, std::span(in.shape.data(), in.shape.size()),
-                                       wire::Ring::HostToWorker, in.slot());
+    auto desc =
+        ipc::build_tensor_desc(fbb, in.name, in.dtype, std::span(in.shape.data(), in.shape.size()),
+                               wire::Ring::HostToWorker, in.slot());
     PIO_CHECK(desc.ok());
     descs.push_back(*desc);
   }
-  auto msg = wire::CreateInferDirect(fbb, &descs, command.c_str(), params_json.c_str(), deadline_ms);
+  auto msg =
+      wire::CreateInferDirect(fbb, &descs, command.c_str(), params_json.c_str(), deadline_ms);
   ipc::finish_envelope(fbb, id, wire::Message::Infer, msg.Union());
   EXPECT_TRUE(send(fbb).ok());
   return id;
@@ -220,7 +224,8 @@ Result<std::vector<ipc::TensorView>> WorkerProcess::outputs_of(const ipc::Inboun
   const ipc::RegionBounds bounds{arena_->data(), layout_->ring_worker_to_host().offset,
                                  layout_->ring_worker_to_host().size};
   for (const auto* desc : *r->outputs()) {
-    PIO_ASSIGN_OR_RETURN(auto view, ipc::validate_tensor_desc(desc, wire::Ring::WorkerToHost, bounds));
+    PIO_ASSIGN_OR_RETURN(auto view,
+                         ipc::validate_tensor_desc(desc, wire::Ring::WorkerToHost, bounds));
     views.push_back(std::move(view));
   }
   return views;

@@ -1,17 +1,16 @@
 // pio-worker end to end: a real worker process, real plugin libraries, the real control channel
 // and arena, spoken to by the small host side in worker_process.h.
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "pio/plugin.h"
 #include "pio/plugin_sdk/worker_protocol.h"
@@ -23,7 +22,8 @@ namespace {
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-std::unique_ptr<WorkerProcess> start_ready(const std::string& plugin, const std::string& config = "{}",
+std::unique_ptr<WorkerProcess> start_ready(const std::string& plugin,
+                                           const std::string& config = "{}",
                                            const std::vector<std::string>& args = {}) {
   auto worker = WorkerProcess::start(plugin, args);
   ipc::InboundMessage hello;
@@ -105,10 +105,10 @@ TEST(Worker, EchoInferDoublesF32ReadInPlaceFromTheWorkerToHostRing) {
   auto worker = start_ready(PIO_TEST_ECHO_PLUGIN);
   const std::vector<float> x = {1.0f, -2.5f, 3.0f, 0.25f};
   const std::vector<uint8_t> bytes = {1, 2, 3, 4, 5};
-  const uint64_t id = worker->send_infer(
-      "infer", "",
-      {worker->write_input("x", wire::DType::F32, {4}, x.data()),
-       worker->write_input("b", wire::DType::U8, {5}, bytes.data())});
+  const uint64_t id =
+      worker->send_infer("infer", "",
+                         {worker->write_input("x", wire::DType::F32, {4}, x.data()),
+                          worker->write_input("b", wire::DType::U8, {5}, bytes.data())});
   ipc::InboundMessage in;
   ASSERT_TRUE(worker->receive(&in).ok());
   ASSERT_EQ(in.request_id(), id);
@@ -121,7 +121,8 @@ TEST(Worker, EchoInferDoublesF32ReadInPlaceFromTheWorkerToHostRing) {
   EXPECT_GE((*outputs)[0].offset, ring.offset);
   EXPECT_LE((*outputs)[0].offset + (*outputs)[0].length, ring.offset + ring.size);
   const auto* doubled = reinterpret_cast<const float*>((*outputs)[0].data);
-  EXPECT_EQ(std::vector<float>(doubled, doubled + 4), (std::vector<float>{2.0f, -5.0f, 6.0f, 0.5f}));
+  EXPECT_EQ(std::vector<float>(doubled, doubled + 4),
+            (std::vector<float>{2.0f, -5.0f, 6.0f, 0.5f}));
   const auto* reversed = reinterpret_cast<const uint8_t*>((*outputs)[1].data);
   EXPECT_EQ(std::vector<uint8_t>(reversed, reversed + 5), (std::vector<uint8_t>{5, 4, 3, 2, 1}));
 }
@@ -136,9 +137,9 @@ TEST(Worker, ReleasedOutputsLetTheRingCarryManyTimesItsSize) {
   ASSERT_GT(rounds * x.size() * sizeof(float), 8 * worker->layout().ring_worker_to_host().size);
   for (int round = 0; round < rounds; ++round) {
     x[0] = static_cast<float>(round);
-    const uint64_t id = worker->send_infer("", "", {worker->write_input("x", wire::DType::F32,
-                                                                        {static_cast<int64_t>(x.size())},
-                                                                        x.data())});
+    const uint64_t id = worker->send_infer(
+        "", "",
+        {worker->write_input("x", wire::DType::F32, {static_cast<int64_t>(x.size())}, x.data())});
     ipc::InboundMessage in;
     ASSERT_TRUE(worker->receive(&in).ok());
     ASSERT_EQ(in.request_id(), id);
@@ -159,7 +160,8 @@ TEST(Worker, UnreleasedOutputsFillTheRingAndTheRequestFailsResourceExhausted) {
   for (int round = 0;; ++round) {
     ASSERT_LT(round, 8) << "the ring never filled up";
     const uint64_t id = worker->send_infer(
-        "", "", {worker->write_input("x", wire::DType::F32, {static_cast<int64_t>(x.size())}, x.data())},
+        "", "",
+        {worker->write_input("x", wire::DType::F32, {static_cast<int64_t>(x.size())}, x.data())},
         /*deadline_ms=*/200);
     Reply reply = receive_reply(*worker, id);
     worker->release_inputs();
@@ -184,7 +186,8 @@ TEST(Worker, GenerateTextStreamsTokenChunksEndingWithStop) {
     ASSERT_EQ(in.request_id(), id);
     ASSERT_EQ(in.type(), wire::Message::TokenChunk);
     const auto* chunk = in.envelope().message_as_TokenChunk();
-    if (chunk->token_ids()) ids.insert(ids.end(), chunk->token_ids()->begin(), chunk->token_ids()->end());
+    if (chunk->token_ids())
+      ids.insert(ids.end(), chunk->token_ids()->begin(), chunk->token_ids()->end());
     if (chunk->text()) text += chunk->text()->str();
     if (chunk->finish_reason() != wire::FinishReason::None) {
       EXPECT_EQ(chunk->finish_reason(), wire::FinishReason::Stop);
@@ -197,7 +200,7 @@ TEST(Worker, GenerateTextStreamsTokenChunksEndingWithStop) {
   EXPECT_EQ(text, prompt);
   EXPECT_EQ(chunks, 13);  // one per character
   ASSERT_EQ(ids.size(), 13u);
-  EXPECT_EQ(ids[1], 0xE9);    // é
+  EXPECT_EQ(ids[1], 0xE9);     // é
   EXPECT_EQ(ids[12], 0x2713);  // ✓
 }
 
@@ -262,7 +265,8 @@ TEST(Worker, CancelMidStreamEndsTheGenerationWithFinishCancelled) {
 TEST(Worker, AnExceptionInsideAVerbBecomesAnInternalErrorWithItsMessage) {
   auto worker = start_ready(PIO_TEST_THROWING_PLUGIN);
   const float x = 1.0f;
-  const uint64_t id = worker->send_infer("", "", {worker->write_input("x", wire::DType::F32, {1}, &x)});
+  const uint64_t id =
+      worker->send_infer("", "", {worker->write_input("x", wire::DType::F32, {1}, &x)});
   Reply reply = receive_reply(*worker, id);
   ASSERT_EQ(reply.type, wire::Message::Error);
   EXPECT_EQ(reply.code, ErrorCode::kInternal);
@@ -299,17 +303,20 @@ TEST(Worker, AMissingPluginLibraryIsRefusedNamingIt) {
   ipc::InboundMessage in;
   ASSERT_TRUE(worker->receive(&in).ok());
   ASSERT_EQ(in.type(), wire::Message::Error);
-  EXPECT_THAT(in.envelope().message_as_Error()->message()->str(), HasSubstr("/nonexistent/libnothing.so"));
+  EXPECT_THAT(in.envelope().message_as_Error()->message()->str(),
+              HasSubstr("/nonexistent/libnothing.so"));
   EXPECT_EQ(exit_code_of(worker->wait()), static_cast<int>(WorkerExitCode::kPluginLoad));
 }
 
 TEST(Worker, TextVerbsAndExecuteCommandsAnswerWithJson) {
   auto worker = start_ready(PIO_TEST_ECHO_PLUGIN);
-  Reply r = receive_reply(*worker, worker->send_infer(std::string(kCommandTokenize), R"({"text": "aé"})", {}));
+  Reply r = receive_reply(
+      *worker, worker->send_infer(std::string(kCommandTokenize), R"({"text": "aé"})", {}));
   ASSERT_EQ(r.type, wire::Message::Result) << r.message;
   EXPECT_EQ(Json::parse(r.json).at("token_ids"), Json::array({0x61, 0xE9}));
 
-  r = receive_reply(*worker, worker->send_infer(std::string(kCommandDetokenize), R"({"token_ids": [104, 105]})", {}));
+  r = receive_reply(*worker, worker->send_infer(std::string(kCommandDetokenize),
+                                                R"({"token_ids": [104, 105]})", {}));
   ASSERT_EQ(r.type, wire::Message::Result) << r.message;
   EXPECT_EQ(Json::parse(r.json).at("text"), "hi");
 
@@ -318,7 +325,9 @@ TEST(Worker, TextVerbsAndExecuteCommandsAnswerWithJson) {
   EXPECT_EQ(Json::parse(r.json).at("text"), "cba");
 
   const std::vector<float> x = {1, 2, 3.5};
-  r = receive_reply(*worker, worker->send_infer("sum", "{}", {worker->write_input("x", wire::DType::F32, {3}, x.data())}));
+  r = receive_reply(
+      *worker,
+      worker->send_infer("sum", "{}", {worker->write_input("x", wire::DType::F32, {3}, x.data())}));
   ASSERT_EQ(r.type, wire::Message::Result) << r.message;
   EXPECT_DOUBLE_EQ(Json::parse(r.json).at("sum").get<double>(), 6.5);
 
@@ -327,7 +336,8 @@ TEST(Worker, TextVerbsAndExecuteCommandsAnswerWithJson) {
   EXPECT_EQ(r.code, ErrorCode::kNotFound);
   EXPECT_THAT(r.message, HasSubstr("no_such_command"));
 
-  r = receive_reply(*worker, worker->send_infer(std::string(kCommandSupportsConfig), R"({"token_delay_ms": 5})", {}));
+  r = receive_reply(*worker, worker->send_infer(std::string(kCommandSupportsConfig),
+                                                R"({"token_delay_ms": 5})", {}));
   ASSERT_EQ(r.type, wire::Message::Result) << r.message;
   EXPECT_EQ(Json::parse(r.json).at("supported"), true);
 }
@@ -400,10 +410,10 @@ TEST_F(WorkerModelRootTest, LoadModelOpensPathsInsideTheRootAndRefusesTheRest) {
   r = receive_reply(*worker, worker->send_infer(std::string(kCommandGetModelInfo), "", {}));
   EXPECT_EQ(Json::parse(r.json).at("model_path"), good);
 
-  for (const std::string& bad : {(base_ / "outside" / "secret").string(), std::string("/etc/passwd"),
-                                 (root_ / ".." / "outside" / "secret").string(),
-                                 (root_ / "escape").string(),
-                                 "/proc/self/root" + (root_ / "echo-model").string()}) {
+  for (const std::string& bad :
+       {(base_ / "outside" / "secret").string(), std::string("/etc/passwd"),
+        (root_ / ".." / "outside" / "secret").string(), (root_ / "escape").string(),
+        "/proc/self/root" + (root_ / "echo-model").string()}) {
     r = receive_reply(*worker, worker->send_load_model(bad));
     ASSERT_EQ(r.type, wire::Message::Error) << bad << " was opened";
     EXPECT_EQ(r.code, ErrorCode::kPermissionDenied) << r.message;

@@ -102,12 +102,12 @@ typedef struct pio_call pio_call;     /* one request in the worker: outputs, can
  */
 typedef struct pio_tensor_view {
   uint32_t struct_size;
-  const char* name;      /* NUL-terminated */
+  const char* name; /* NUL-terminated */
   pio_dtype dtype;
-  const int64_t* shape;  /* `rank` dimensions, each >= 0 */
+  const int64_t* shape; /* `rank` dimensions, each >= 0 */
   uint32_t rank;
-  const void* data;      /* `length` bytes, aligned for dtype */
-  uint64_t length;       /* product(shape) * element size */
+  const void* data; /* `length` bytes, aligned for dtype */
+  uint64_t length;  /* product(shape) * element size */
 } pio_tensor_view;
 
 /* What load_model opens: the host resolved `path` against the plugin's model roots, and the

@@ -196,7 +196,8 @@ class TextModelPlugin : public ModelPlugin {
  public:
   virtual Result<std::vector<int32_t>> tokenize(std::string_view text) = 0;
   virtual Result<std::string> detokenize(std::span<const int32_t> token_ids) = 0;
-  virtual Result<GenerateResult> generate_text(const GenerateRequest& request, TokenStream& out) = 0;
+  virtual Result<GenerateResult> generate_text(const GenerateRequest& request,
+                                               TokenStream& out) = 0;
   virtual Result<GenerateResult> chat_completion(const GenerateRequest& request,
                                                  TokenStream& out) = 0;
 };
@@ -238,7 +239,7 @@ const pio_plugin_api* plugin_api_for(uint32_t abi_version) noexcept {
 }  // namespace pio::sdk
 
 // Emits the plugin's C entry point for `Class`. Use once per plugin library.
-#define PIO_PLUGIN(Class)                                                              \
+#define PIO_PLUGIN(Class)                                                                     \
   extern "C" PIO_PLUGIN_EXPORT const pio_plugin_api* pio_plugin_entry(uint32_t abi_version) { \
-    return ::pio::sdk::internal::plugin_api_for<Class>(abi_version);                   \
+    return ::pio::sdk::internal::plugin_api_for<Class>(abi_version);                          \
   }
