@@ -59,14 +59,14 @@ struct Case {
 // The baseline: fork() + execve of the same worker, fds arranged, nothing else.
 class PlainForkExec {
  public:
-  PlainForkExec() {
+  explicit PlainForkExec(std::string worker) : worker_(std::move(worker)) {
     pio::UniqueFd fd(memfd_create("bench-empty", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
     // Above the worker's fd range, so that arranging 3 and 5 in the child clobbers nothing.
     stage2_.reset(fcntl(fd.get(), F_DUPFD_CLOEXEC, 64));
   }
   double operator()() {
-    char path[] = PIO_SANDBOX_PROBE;
+    char* path = worker_.data();
     char hello[] = "hello";
     char* argv[] = {path, hello, nullptr};
     char* envp[] = {nullptr};
@@ -80,7 +80,7 @@ class PlainForkExec {
     if (pid == 0) {
       dup2(worker_end.get(), pio::sandbox::kControlFd);
       dup2(stage2_.get(), pio::sandbox::kStage2FilterFd);
-      execve(path, argv, envp);
+      execve(worker_.c_str(), argv, envp);
       _exit(127);
     }
     worker_end.reset();
@@ -91,21 +91,26 @@ class PlainForkExec {
   }
 
  private:
+  std::string worker_;
   pio::UniqueFd stage2_;
 };
 
 class SandboxedSpawn {
  public:
   SandboxedSpawn(boost::asio::io_context& io, pio::sandbox::WorkerLauncher& launcher,
-                 const std::string& plugin_dir,
+                 const std::string& worker, const std::string& plugin_dir,
                  std::shared_ptr<const pio::sandbox::CompiledPolicy> policy)
-      : io_(io), launcher_(launcher), plugin_dir_(plugin_dir), policy_(std::move(policy)) {}
+      : io_(io),
+        launcher_(launcher),
+        worker_(worker),
+        plugin_dir_(plugin_dir),
+        policy_(std::move(policy)) {}
   double operator()() {
     int sv[2];
     socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
     pio::UniqueFd host_end(sv[0]), worker_end(sv[1]);
     pio::sandbox::SpawnRequest request;
-    request.worker_path = PIO_SANDBOX_PROBE;
+    request.worker_path = worker_;
     request.args = {"hello"};
     request.plugin_dir = plugin_dir_;
     request.control_fd = worker_end.get();
@@ -128,6 +133,7 @@ class SandboxedSpawn {
  private:
   boost::asio::io_context& io_;
   pio::sandbox::WorkerLauncher& launcher_;
+  std::string worker_;
   std::string plugin_dir_;
   std::shared_ptr<const pio::sandbox::CompiledPolicy> policy_;
 };
@@ -141,6 +147,10 @@ void BM_SpawnToReady(benchmark::State& state) {
   chmod(root.c_str(), 0755);
   std::filesystem::create_directories(root + "/plugin");
   std::filesystem::create_directories(root + "/scratch");
+  // A copy beside the scratch root: the build dir may not be reachable for the worker's uid.
+  const std::string worker = root + "/sandbox_probe";
+  std::filesystem::copy_file(PIO_SANDBOX_PROBE, worker);
+  chmod(worker.c_str(), 0755);
   pio::sandbox::LauncherOptions options;
   options.instance_name = "bench" + std::to_string(getpid());
   options.scratch_root = root + "/scratch";
@@ -151,7 +161,7 @@ void BM_SpawnToReady(benchmark::State& state) {
     return;
   }
   std::vector<Case> cases;
-  auto plain = std::make_shared<PlainForkExec>();
+  auto plain = std::make_shared<PlainForkExec>(worker);
   cases.push_back({"plain fork+exec", [plain] { return (*plain)(); }, {}});
   auto add = [&](const std::string& name, TrustLevel level, std::function<void(Policy&)> edit) {
     auto policy = pio::sandbox::load_policy(PIO_POLICY_DIR, level);
@@ -159,7 +169,8 @@ void BM_SpawnToReady(benchmark::State& state) {
     if (edit) edit(*policy);
     auto compiled = (*launcher)->compile(*policy);
     if (!compiled.ok()) return false;
-    cases.push_back({name, SandboxedSpawn(io, **launcher, root + "/plugin", *compiled), {}});
+    cases.push_back(
+        {name, SandboxedSpawn(io, **launcher, worker, root + "/plugin", *compiled), {}});
     return true;
   };
   bool ok =

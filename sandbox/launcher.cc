@@ -146,7 +146,15 @@ Result<std::unique_ptr<WorkerLauncher>> WorkerLauncher::create(
                                                                 launcher->options_.instance_name,
                                                                 launcher->options_.cgroup_base));
   if (launcher->features_.running_as_root && launcher->features_.net_namespaces) {
-    PIO_ASSIGN_OR_RETURN(launcher->shared_netns_, make_empty_netns());
+    // Without it (a container that forbids unshare), each worker gets its own namespace from
+    // the clone flags, which fails or works exactly as before.
+    auto netns = make_empty_netns();
+    if (netns.ok()) {
+      launcher->shared_netns_ = std::move(netns).value();
+    } else {
+      spdlog::warn("sandbox: {}; workers get one network namespace each",
+                   netns.status().to_string());
+    }
   }
   launcher->dev_null_.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!launcher->dev_null_) return errno_status("launcher: open /dev/null", errno);

@@ -195,7 +195,7 @@ TEST_F(Lifecycle, NonRootHostSpawnsLowTrustInsideAUserNamespace) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) _exit(13);
     SpawnRequest r;
-    r.worker_path = PIO_SANDBOX_PROBE;
+    r.worker_path = probe_path_;
     r.args = {"read_file", host_file_};
     r.plugin_dir = plugin_dir_;
     r.control_fd = sv[1];
@@ -299,7 +299,7 @@ TEST_F(Degraded, AllowedDegradedLowTrustRunsWithTheDocumentedWeakerGuarantees) {
     PIO_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
     UniqueFd host_end(sv[0]), worker_end(sv[1]);
     SpawnRequest r;
-    r.worker_path = PIO_SANDBOX_PROBE;
+    r.worker_path = probe_path_;
     r.args = std::move(args);
     r.plugin_dir = plugin_dir_;
     r.control_fd = worker_end.get();

@@ -97,6 +97,9 @@ void SandboxTest::SetUp() {
   write_text(plugin_dir_ + "/plugin.txt", "plugin", 0644);
   write_text(model_dir_ + "/weights.bin", "weights", 0644);
   write_text(other_model_ + "/secret.bin", "secret", 0644);
+  probe_path_ = root_ + "/sandbox_probe";
+  std::filesystem::copy_file(PIO_SANDBOX_PROBE, probe_path_);
+  chmod(probe_path_.c_str(), 0755);
   host_file_ = root_ + "/host-secret.txt";
   write_text(host_file_, "host", 0644);
 
@@ -191,7 +194,7 @@ ProbeRun SandboxTest::run_probe(TrustLevel level, std::vector<std::string> args,
   PIO_CHECK(ftruncate(arena.get(), 1 << 20) == 0);
 
   SpawnRequest request;
-  request.worker_path = PIO_SANDBOX_PROBE;
+  request.worker_path = probe_path_;
   const std::string request_args_front = args.empty() ? "" : args.front();
   request.args = std::move(args);
   request.plugin_dir = plugin_dir_;

@@ -58,7 +58,9 @@ class SandboxTest : public ::testing::Test {
   std::string other_model_;  // another plugin's model dir, holds secret.bin
   std::string host_file_;    // a host file outside every root
   std::string unix_socket_;  // a listening Unix socket
-  int tcp_port_ = 0;         // a TCP listener on 127.0.0.1
+  // A copy of sandbox_probe in root_: the build dir may not be reachable for uid 65534.
+  std::string probe_path_;
+  int tcp_port_ = 0;  // a TCP listener on 127.0.0.1
 
  private:
   int tcp_listener_ = -1;
