@@ -476,6 +476,18 @@ TEST(Worker, ExitsZeroWhenTheHostClosesTheChannel) {
   EXPECT_EQ(exit_code_of(worker->wait()), 0);
 }
 
+TEST(Worker, AnInputDescriptorOutsideTheRingIsRefusedBeforeThePluginRuns) {
+  auto worker = start_ready(PIO_TEST_THROWING_PLUGIN);
+  const float x[4] = {1, 2, 3, 4};
+  ipc::TensorView input = worker->write_input("x", wire::DType::F32, {4}, x);
+  input.offset = worker->layout().ring_worker_to_host().offset;  // the other ring
+  Reply r = receive_reply(*worker, worker->send_infer("", "", {input}));
+  ASSERT_EQ(r.type, wire::Message::Error);
+  // invalid_argument from the worker's check, not the throwing plugin's internal error.
+  EXPECT_EQ(r.code, ErrorCode::kInvalidArgument) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("input 0"));
+}
+
 TEST(Worker, ReleasingASlotThatIsNotLiveIsAnError) {
   auto worker = start_ready(PIO_TEST_ECHO_PLUGIN);
   ipc::TensorView bogus;
