@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "pio/ipc/arena_layout.h"
@@ -42,7 +43,6 @@ class SandboxedWorkerTest : public ::testing::Test {
     for (const auto& entry : fs::recursive_directory_iterator(root_)) {
       chmod(entry.path().c_str(), 0755);
     }
-    fs::copy_file(PIO_TEST_ECHO_PLUGIN, root_ / "plugin" / "libecho.so");
     std::ofstream(root_ / "models" / "echo" / "config.json") << "{}";
     std::ofstream(root_ / "outside" / "secret") << "s";
     fs::create_symlink(root_ / "outside" / "secret", root_ / "models" / "echo" / "escape");
@@ -65,8 +65,10 @@ class SandboxedWorkerTest : public ::testing::Test {
     fs::remove_all(root_, ec);
   }
 
-  // Spawns pio-worker with the echo plugin under the low-trust policy.
-  void spawn() {
+  // Spawns pio-worker with `plugin` (copied into the plugin dir) under the low-trust policy.
+  void spawn(const fs::path& plugin = PIO_TEST_ECHO_PLUGIN) {
+    const fs::path library = root_ / "plugin" / plugin.filename();
+    fs::copy_file(plugin, library, fs::copy_options::overwrite_existing);
     auto policy = sandbox::load_policy(PIO_TEST_POLICY_DIR, sandbox::TrustLevel::kLow);
     ASSERT_TRUE(policy.ok()) << policy.status().to_string();
     auto compiled = launcher_->compile(*policy);
@@ -88,8 +90,7 @@ class SandboxedWorkerTest : public ::testing::Test {
 
     sandbox::SpawnRequest request;
     request.worker_path = PIO_TEST_WORKER_PATH;
-    request.args = {"--model-root", (root_ / "models").string(),
-                    (root_ / "plugin" / "libecho.so").string()};
+    request.args = {"--model-root", (root_ / "models").string(), library.string()};
     request.plugin_dir = root_ / "plugin";
     request.model_dirs = {root_ / "models"};
     request.control_fd = sockets->second.get();
@@ -235,6 +236,29 @@ TEST_F(SandboxedWorkerTest, EchoServesUnderTheLowTrustPolicyAndExitsCleanly) {
     EXPECT_EQ(exit_->kind, sandbox::ExitKind::kExited) << exit_->to_string();
     EXPECT_EQ(exit_->exit_code, 0) << exit_->to_string();
   }
+}
+
+TEST_F(SandboxedWorkerTest, APluginsStaticConstructorAlreadyRunsUnderStageTwo) {
+  spawn(PIO_TEST_CONSTRUCTOR_PROBE_PLUGIN);
+  ASSERT_FALSE(HasFailure());
+  // Had the constructor's execve worked, the worker would be /bin/true and say nothing.
+  ipc::InboundMessage& hello = receive();
+  ASSERT_EQ(hello.type(), wire::Message::Hello) << ipc::message_type_name(hello.type());
+  flatbuffers::FlatBufferBuilder init;
+  ipc::finish_envelope(init, 1, wire::Message::Initialize,
+                       wire::CreateInitializeDirect(init, "{}").Union());
+  send(init);
+  ASSERT_EQ(receive().type(), wire::Message::Result);
+  flatbuffers::FlatBufferBuilder info;
+  ipc::finish_envelope(info, 2, wire::Message::Infer,
+                       wire::CreateInferDirect(info, nullptr, "pio.get_model_info").Union());
+  send(info);
+  ipc::InboundMessage& reply = receive();
+  ASSERT_EQ(reply.type(), wire::Message::Result);
+  const auto attempts = nlohmann::json::parse(reply.envelope().message_as_Result()->json()->str());
+  EXPECT_EQ(attempts.at("socket_errno"), EPERM);
+  EXPECT_EQ(attempts.at("memfd_errno"), EPERM);
+  EXPECT_EQ(attempts.at("execve_errno"), EPERM);
 }
 
 }  // namespace
