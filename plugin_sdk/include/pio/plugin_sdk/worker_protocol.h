@@ -3,12 +3,15 @@
 // and how the worker exits. The messages are the Envelopes of ipc/schema/messages.fbs; this file
 // fixes how pio-worker uses them, so that the host side can be written against it.
 //
-// Start-up. The host starts `pio-worker [options] PLUGIN_LIBRARY` with the control socket on
-// fd 3, the arena memfd on fd 4 and the sealed stage-2 BPF memfd on fd 5 (an empty sealed memfd:
-// no filtering). The worker maps the arena, installs stage 2, and only then dlopens the plugin.
-// Its first message is Hello (request id 0) naming the plugin and the ABI version; if any step
-// fails, its first and only message is Error (request id 0) naming the step, and it exits with the
-// code below. The host sends nothing before Hello has arrived.
+// Start-up. The host starts `pio-worker [--model-root DIR]... PLUGIN_LIBRARY` with the control
+// socket on fd 3, the arena memfd on fd 4 and the sealed stage-2 BPF memfd on fd 5 (an empty
+// sealed memfd: no filtering); --control-fd, --arena-fd and --stage2-fd name other numbers. Each
+// --model-root is a directory LoadModel paths must lie in (opened before stage 2). The worker maps
+// the arena, installs stage 2, and only then dlopens the plugin. Its first message is Hello
+// (request id 0) naming the plugin and the ABI version; if a step fails, its first and only
+// message is Error (request id 0) naming the step, and it exits with the code below (when the
+// arena or the channel itself cannot be set up there is no message: only the exit code and a line
+// on stderr). The host sends nothing before Hello has arrived.
 //
 // Requests (host -> worker; the worker answers with the same request id):
 //   Initialize    -> Result | Error                 (plugin initialize; first: every other
@@ -20,7 +23,8 @@
 //                                                    below: that verb; anything else: execute)
 //   Generate      -> TokenChunk* then the last TokenChunk with finish_reason != None, or Error.
 //                    prompt / prompt_token_ids: generate_text; messages_json: chat_completion.
-//                    stream = false: one TokenChunk with everything.
+//                    stream = false: one TokenChunk with everything. Past deadline_ms: Error
+//                    (deadline_exceeded) after the chunks already sent.
 //   Heartbeat     -> Heartbeat{sequence, reply = true}   (answered even while a verb runs)
 //   Stats         -> Stats{rss_bytes, requests_in_flight, tokens_generated, values:
 //                    rss_source ("current" from /proc/self/statm, or "peak" from getrusage
