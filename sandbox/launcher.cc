@@ -15,13 +15,14 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <thread>
 
 #include "fmt/format.h"
 #include "internal/cgroup.h"
 #include "internal/child_plan.h"
 #include "internal/compiled_policy.h"
 #include "internal/landlock.h"
+#include "internal/namespaces.h"
+#include "internal/rlimits.h"
 #include "spdlog/spdlog.h"
 
 namespace pio::sandbox {
@@ -60,27 +61,6 @@ std::vector<std::string> expand_globs(const std::vector<std::string>& patterns) 
     globfree(&g);
   }
   return out;
-}
-
-// An empty network namespace (only a loopback device, down) made once per launcher: creating
-// and tearing down one per worker costs about 0.5 ms of latency and as much machine CPU
-// (limits.md 3c). Sharing it gives workers nothing to reach: no interface is up, stage 2
-// forbids new sockets, and Landlock (ABI >= 6) scopes abstract Unix sockets per worker.
-Result<UniqueFd> make_empty_netns() {
-  int fd = -1;
-  int err = 0;
-  // unshare() moves only the calling thread, so a short-lived thread does it.
-  std::thread maker([&] {
-    if (unshare(CLONE_NEWNET) != 0) {
-      err = errno;
-      return;
-    }
-    fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) err = errno;
-  });
-  maker.join();
-  if (fd < 0) return errno_status("launcher: creating the shared empty network namespace", err);
-  return UniqueFd(fd);
 }
 
 Status spawn_error(SpawnStep step, int err) {
@@ -181,35 +161,7 @@ Result<std::shared_ptr<const CompiledPolicy>> WorkerLauncher::compile(const Poli
   std::vector<std::string>& notes = data->degradations;
   const KernelFeatures& f = features_;
 
-  struct NsFeature {
-    Namespace ns;
-    int flag;
-    bool available;
-  };
-  for (NsFeature n : {NsFeature{Namespace::kPid, CLONE_NEWPID, f.pid_namespaces},
-                      NsFeature{Namespace::kNet, CLONE_NEWNET, f.net_namespaces},
-                      NsFeature{Namespace::kIpc, CLONE_NEWIPC, f.ipc_namespaces},
-                      NsFeature{Namespace::kMount, CLONE_NEWNS, f.mount_namespaces},
-                      NsFeature{Namespace::kUts, CLONE_NEWUTS, f.uts_namespaces}}) {
-    if (!policy.has_namespace(n.ns)) continue;
-    if (n.available) {
-      data->clone_namespace_flags |= n.flag;
-    } else {
-      missing.push_back(fmt::format("{} namespace: not available", namespace_name(n.ns)));
-    }
-  }
-  if (policy.has_namespace(Namespace::kUser)) {
-    if (f.user_namespaces) {
-      data->user_namespace = true;
-    } else {
-      missing.push_back("user namespace: not available (user.max_user_namespaces is 0)");
-    }
-  }
-  if (!f.running_as_root && data->clone_namespace_flags != 0 && !data->user_namespace) {
-    missing.push_back(
-        "namespaces: a host that is not root needs the user namespace to create them");
-    data->clone_namespace_flags = 0;
-  }
+  data->clone_namespace_flags = namespace_clone_flags(policy, f, &data->user_namespace, &missing);
   if (policy.seccomp.enabled && !f.seccomp_filter) {
     missing.push_back("seccomp: the kernel has no seccomp filter mode");
   }
@@ -383,26 +335,7 @@ Result<std::shared_ptr<Worker>> WorkerLauncher::spawn(const CompiledPolicy& comp
   RlimitPolicy rl = cp.rlimits;
   rl.cpu_seconds = tighter(rl.cpu_seconds, request.cpu_seconds);
   rl.fsize_bytes = tighter(rl.fsize_bytes, request.fsize_bytes);
-  struct RlimitValue {
-    int resource;
-    std::optional<uint64_t> value;
-  };
-  for (RlimitValue r :
-       {RlimitValue{RLIMIT_NOFILE, rl.nofile}, RlimitValue{RLIMIT_FSIZE, rl.fsize_bytes},
-        RlimitValue{RLIMIT_CPU, rl.cpu_seconds}, RlimitValue{RLIMIT_CORE, rl.core_bytes},
-        RlimitValue{RLIMIT_MEMLOCK, rl.memlock_bytes}, RlimitValue{RLIMIT_STACK, rl.stack_bytes},
-        RlimitValue{RLIMIT_AS, rl.as_bytes}}) {
-    if (!r.value) continue;
-    // Never above the host's own hard limit: raising one needs CAP_SYS_RESOURCE, and a policy
-    // limit is a ceiling, not a grant.
-    rlimit host{};
-    rlim_t value = *r.value;
-    if (getrlimit(static_cast<__rlimit_resource>(r.resource), &host) == 0 &&
-        host.rlim_max < value) {
-      value = host.rlim_max;
-    }
-    plan.rlimits[plan.rlimit_count++] = ChildRlimit{r.resource, {value, value}};
-  }
+  plan.rlimit_count = child_rlimits(rl, plan.rlimits);
 
   plan.fds[kSlotStdin] = dev_null_.get();
   plan.fds[kSlotStdout] = request.log_fd >= 0 ? request.log_fd : dev_null_.get();

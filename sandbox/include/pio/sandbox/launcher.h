@@ -4,7 +4,8 @@
 //
 // The one thing a caller gets wrong: everything here runs on the io_context's thread (spawn,
 // kill, the on_exit callbacks); a Worker must stay owned (shared_ptr) until on_exit ran, and
-// dropping the last reference to a live Worker kills and reaps it synchronously.
+// dropping the last reference to a live Worker kills and reaps it synchronously. Destroy every
+// Worker before its WorkerLauncher (the launcher removes the instance's cgroup parent).
 
 #include <sys/types.h>
 
