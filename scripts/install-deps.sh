@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev                         # tokenizer: the Split regex from tokenizer.json needs \p{L}/\p{N} and lookahead
   libutf8proc-dev                      # tokenizer: NFC normalizer (Unicode composition data; far lighter than ICU)
+  libssl-dev                           # host: SHA-256 of plugin libraries (OpenSSL EVP)
   libtorch-dev                         # model runtime (plugins/runtime_torch) and the kernels' reference tests
   libopenblas0-openmp                  # libtorch's fp32 GEMM calls libblas.so.3: 7 -> 107 GFLOP/s with OpenBLAS vs netlib
 )

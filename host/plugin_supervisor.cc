@@ -1,0 +1,586 @@
+#include "internal/plugin_supervisor.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+
+#include "fmt/format.h"
+#include "pio/ipc/envelope.h"
+#include "pio/ipc/socket_packet.h"
+
+namespace pio::host::internal {
+
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kMaxQueued = 4096;
+
+uint32_t to_deadline_ms(milliseconds d) {
+  return static_cast<uint32_t>(std::clamp<int64_t>(d.count(), 0, UINT32_MAX));
+}
+
+}  // namespace
+
+PluginSupervisor::PluginSupervisor(boost::asio::io_context& io, sandbox::WorkerLauncher& launcher,
+                                   std::shared_ptr<const sandbox::CompiledPolicy> policy,
+                                   PluginManifest manifest, PluginSettings settings,
+                                   std::filesystem::path worker_path, std::string config_json,
+                                   std::optional<std::filesystem::path> model_path,
+                                   std::shared_ptr<LoopPoster> poster)
+    : io_(io),
+      launcher_(launcher),
+      policy_(std::move(policy)),
+      manifest_(std::move(manifest)),
+      settings_(std::move(settings)),
+      worker_path_(std::move(worker_path)),
+      config_json_(std::move(config_json)),
+      model_path_(std::move(model_path)),
+      poster_(std::move(poster)),
+      start_timer_(io),
+      backoff_timer_(io),
+      heartbeat_timer_(io),
+      stop_timer_(io) {}
+
+PluginSupervisor::~PluginSupervisor() {
+  if (current_ && current_->reader) current_->reader->stop();
+  if (current_ && current_->log) current_->log->stop();
+}
+
+std::string PluginSupervisor::who() const { return fmt::format("plugin \"{}\"", manifest_.name); }
+
+pid_t PluginSupervisor::pid() const {
+  return current_ && current_->worker && !current_->worker->exited() ? current_->worker->pid() : 0;
+}
+
+PluginStatus PluginSupervisor::status() const {
+  PluginStatus s;
+  s.name = manifest_.name;
+  s.version = manifest_.version;
+  s.active = state_ != PluginState::kStopped;
+  s.state = state_;
+  s.pid = pid();
+  s.restarts = restarts_;
+  s.crashes = crashes_;
+  s.last_crash = last_crash_;
+  return s;
+}
+
+void PluginSupervisor::start(std::function<void(const Status&)> on_ready) {
+  on_ready_ = std::move(on_ready);
+  set_state(PluginState::kStarting);
+  spawn_worker();
+}
+
+void PluginSupervisor::spawn_worker() {
+  auto w = std::make_shared<WorkerIncarnation>();
+  w->generation = ++generation_;
+  w->spawned_at = Clock::now();
+  const uint64_t gen = w->generation;
+  auto fail_start = [&](const Status& status) {
+    // A worker that could not even be spawned is handled like one that died at once.
+    current_ = w;
+    last_crash_ = status.message();
+    sandbox::WorkerExit none;
+    none.kind = sandbox::ExitKind::kKilledByHost;
+    w->kill_reason = status.to_string();
+    boost::asio::post(io_, [self = weak_from_this(), gen, none] {
+      if (auto s = self.lock()) s->on_worker_exit(gen, none);
+    });
+  };
+
+  ipc::ArenaConfig arena_config;
+  arena_config.host_to_worker_ring_bytes = settings_.ring_bytes;
+  arena_config.worker_to_host_ring_bytes = settings_.ring_bytes;
+  auto layout = ipc::ArenaLayout::compute(arena_config);
+  if (!layout.ok()) return fail_start(layout.status());
+  w->layout = *layout;
+  auto arena = ipc::ShmArena::create(fmt::format("pio-{}", manifest_.name), layout->total_size());
+  if (!arena.ok()) return fail_start(arena.status());
+  w->arena = std::make_shared<ipc::ShmArena>(std::move(*arena));
+  ipc::Channel::prepare_arena(*w->arena, *w->layout);
+  auto ring = ipc::ShmRing::create(w->layout->ring_host_to_worker().offset,
+                                   w->layout->ring_host_to_worker().size);
+  if (!ring.ok()) return fail_start(ring.status());
+  w->input_ring.emplace(std::move(*ring));
+  auto sockets = ipc::make_packet_socketpair();
+  if (!sockets.ok()) return fail_start(sockets.status());
+  UniqueFd log_write;
+  auto log = LogTail::create(io_, &log_write);
+  if (!log.ok()) return fail_start(log.status());
+  w->log = *log;
+
+  sandbox::SpawnRequest request;
+  request.worker_path = worker_path_;
+  for (const auto& root : settings_.model_roots) {
+    request.args.push_back("--model-root");
+    request.args.push_back(root.string());
+  }
+  request.args.push_back(manifest_.library_path().string());
+  request.plugin_dir = manifest_.directory;
+  request.model_dirs = settings_.model_roots;
+  request.control_fd = sockets->second.get();
+  request.arena_fd = w->arena->fd();
+  request.log_fd = log_write.get();
+  request.network_requested = manifest_.capabilities.network;
+  if (settings_.limits.memory_mb) request.limits.memory_bytes = *settings_.limits.memory_mb << 20;
+  if (settings_.limits.pids) request.limits.pids_max = *settings_.limits.pids;
+  if (settings_.limits.cpu_percent) request.limits.cpu_percent = *settings_.limits.cpu_percent;
+  request.cpu_seconds = settings_.limits.cpu_seconds;
+  request.on_exit = [self = weak_from_this(), gen](const sandbox::WorkerExit& exit) {
+    if (auto s = self.lock()) s->on_worker_exit(gen, exit);
+  };
+  auto worker = launcher_.spawn(*policy_, std::move(request));
+  sockets->second.reset();
+  log_write.reset();
+  if (!worker.ok()) return fail_start(worker.status().with_context(who()));
+  w->worker = *worker;
+  current_ = w;
+  w->log->start();
+
+  auto channel = ipc::Channel::create(std::move(sockets->first), *w->arena, *w->layout,
+                                      ipc::ChannelSide::kHost);
+  if (!channel.ok()) return kill_worker(channel.status().to_string());
+  w->channel.emplace(std::move(*channel));
+  auto reader = ipc::ChannelReader::start(
+      io_, *w->channel,
+      [self = weak_from_this(), gen](ipc::InboundMessage& m) {
+        auto s = self.lock();
+        if (s && s->current_ && s->current_->generation == gen) s->on_message(m);
+      },
+      [self = weak_from_this(), gen](const Status& status) {
+        auto s = self.lock();
+        if (s && s->current_ && s->current_->generation == gen) s->on_channel_end(status);
+      });
+  if (!reader.ok()) return kill_worker(reader.status().to_string());
+  w->reader = *reader;
+
+  start_timer_.expires_after(settings_.start_timeout);
+  start_timer_.async_wait([self = weak_from_this(), gen](const boost::system::error_code& ec) {
+    auto s = self.lock();
+    if (ec || !s || !s->current_ || s->current_->generation != gen) return;
+    if (s->state_ == PluginState::kStarting || s->state_ == PluginState::kRestarting) {
+      s->kill_worker(fmt::format("not ready within start_timeout_ms={}", s->settings_.start_timeout.count()));
+    }
+  });
+}
+
+Status PluginSupervisor::send(flatbuffers::FlatBufferBuilder& fbb) {
+  if (!current_ || !current_->channel || current_->channel->broken()) {
+    return unavailable_error(fmt::format("{}: no worker to send to", who()));
+  }
+  Status s = current_->channel->send(ipc::builder_bytes(fbb), {}, ipc::deadline_after(kSendTimeout));
+  if (!s.ok()) {
+    kill_worker(fmt::format("could not send to it: {}", s.to_string()));
+    return unavailable_error(fmt::format("{}: the worker did not take the request ({})", who(), s.message()));
+  }
+  return ok_status();
+}
+
+void PluginSupervisor::on_message(ipc::InboundMessage& message) {
+  WorkerIncarnation& w = *current_;
+  const wire::Message type = message.type();
+  const uint64_t id = message.request_id();
+  if (!w.hello_seen) {
+    if (type == wire::Message::Hello) {
+      const auto* hello = message.envelope().message_as_Hello();
+      const std::string name = hello->plugin_name() ? hello->plugin_name()->str() : "";
+      if (name != manifest_.name) {
+        return kill_worker(fmt::format("its Hello names plugin \"{}\", the manifest \"{}\"", name, manifest_.name));
+      }
+      w.hello_seen = true;
+      return begin_initialize();
+    }
+    if (type == wire::Message::Error) {
+      const auto* error = message.envelope().message_as_Error();
+      w.kill_reason = fmt::format("start-up failed: {}", error->message() ? error->message()->str() : "");
+      return;  // it exits next; on_worker_exit reports the reason
+    }
+    return kill_worker(fmt::format("protocol violation: {} before Hello", ipc::message_type_name(type)));
+  }
+  switch (type) {
+    case wire::Message::Heartbeat: {
+      const auto* beat = message.envelope().message_as_Heartbeat();
+      if (beat->reply()) heartbeat_answered_ = std::max(heartbeat_answered_, beat->sequence());
+      return;
+    }
+    case wire::Message::Stats:
+    case wire::Message::Release:
+      return;
+    case wire::Message::Result:
+    case wire::Message::Error:
+    case wire::Message::TokenChunk:
+      break;
+    default:
+      return kill_worker(fmt::format("protocol violation: it sent {}, which only the host sends",
+                                     ipc::message_type_name(type)));
+  }
+  if (init_id_ != 0 && id == init_id_) {
+    if (type == wire::Message::Error) {
+      const auto* error = message.envelope().message_as_Error();
+      const Status status(ipc::from_wire(error->code()),
+                          fmt::format("{}: {} failed: {}", who(), loading_model_ ? "load_model" : "initialize",
+                                      error->message() ? error->message()->str() : ""));
+      init_id_ = 0;
+      if (on_ready_) {
+        auto cb = std::move(on_ready_);
+        on_ready_ = nullptr;
+        set_state(PluginState::kStopped);
+        fail_all(status);
+        if (current_->reader) current_->reader->stop();
+        current_->kill_reason = status.message();
+        current_->worker->kill();
+        cb(status);
+        return;
+      }
+      return kill_worker(status.message());
+    }
+    if (type != wire::Message::Result) {
+      return kill_worker(fmt::format("protocol violation: {} answers initialize", ipc::message_type_name(type)));
+    }
+    if (!loading_model_ && model_path_.has_value()) {
+      loading_model_ = true;
+      init_id_ = next_id_++;
+      flatbuffers::FlatBufferBuilder fbb;
+      ipc::finish_envelope(fbb, init_id_, wire::Message::LoadModel,
+                           wire::CreateLoadModelDirect(fbb, model_path_->c_str(), "{}").Union());
+      (void)send(fbb);
+      return;
+    }
+    init_id_ = 0;
+    return become_ready();
+  }
+  auto it = in_flight_.find(id);
+  if (it == in_flight_.end()) return;  // a late answer to a request already ended, or a Release's
+  InFlight& entry = it->second;
+  if (entry.abandoned) {
+    const bool last = type != wire::Message::TokenChunk ||
+                      message.envelope().message_as_TokenChunk()->finish_reason() != wire::FinishReason::None;
+    if (last) finish_request(id);
+    return;
+  }
+  auto done = entry.submission.on_message(message, w);
+  if (!done.ok()) {
+    entry.submission.on_fail(done.status());
+    entry.abandoned = true;
+    return kill_worker(done.status().message());
+  }
+  if (*done) finish_request(id);
+}
+
+void PluginSupervisor::begin_initialize() {
+  init_id_ = next_id_++;
+  loading_model_ = false;
+  flatbuffers::FlatBufferBuilder fbb;
+  ipc::finish_envelope(fbb, init_id_, wire::Message::Initialize,
+                       wire::CreateInitializeDirect(fbb, config_json_.c_str()).Union());
+  (void)send(fbb);
+}
+
+void PluginSupervisor::become_ready() {
+  start_timer_.cancel();
+  if (state_ == PluginState::kDraining) return after_drained();
+  set_state(PluginState::kReady);
+  heartbeat_sequence_ = heartbeat_answered_ = 0;
+  schedule_heartbeat();
+  if (on_ready_) {
+    auto cb = std::move(on_ready_);
+    on_ready_ = nullptr;
+    cb(ok_status());
+  }
+  while (!queue_.empty() && state_ == PluginState::kReady) {
+    Queued q = std::move(queue_.front());
+    queue_.pop_front();
+    send_request(q.id, std::move(q.submission));
+  }
+}
+
+void PluginSupervisor::submit(uint64_t id, Submission submission) {
+  switch (state_) {
+    case PluginState::kReady:
+      return send_request(id, std::move(submission));
+    case PluginState::kStarting:
+    case PluginState::kCrashed:
+    case PluginState::kBackoff:
+    case PluginState::kRestarting:
+      if (queue_.size() >= kMaxQueued) {
+        return submission.on_fail(resource_exhausted_error(
+            fmt::format("{}: {} requests already wait for the worker to restart; retry later", who(), kMaxQueued)));
+      }
+      queue_.push_back({id, std::move(submission)});
+      return;
+    case PluginState::kDraining:
+    case PluginState::kStopped:
+      return submission.on_fail(failed_precondition_error(
+          fmt::format("{} is not active (activate_plugin first)", who())));
+    case PluginState::kQuarantined:
+      return submission.on_fail(failed_precondition_error(fmt::format(
+          "{} is quarantined after {} crashes within {} ms (last: {}); fix the plugin, then "
+          "deactivate and activate it again",
+          who(), settings_.restart.max_crashes, settings_.restart.window.count(), last_crash_)));
+  }
+}
+
+void PluginSupervisor::send_request(uint64_t id, Submission submission) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<ipc::RingSlot> slots;
+  Status built = submission.build(id, *current_, fbb, slots);
+  if (built.ok()) built = send(fbb);
+  if (!built.ok()) {
+    for (const auto& slot : slots) current_->input_ring->release(slot).ignore();
+    return submission.on_fail(built);
+  }
+  InFlight& entry = in_flight_[id];
+  const auto deadline = submission.deadline.count() > 0 ? submission.deadline : settings_.request_deadline;
+  entry.submission = std::move(submission);
+  entry.slots = std::move(slots);
+  entry.timer = std::make_unique<boost::asio::steady_timer>(io_);
+  entry.timer->expires_after(deadline);
+  entry.timer->async_wait([self = weak_from_this(), id](const boost::system::error_code& ec) {
+    auto s = self.lock();
+    if (!ec && s) s->on_deadline(id);
+  });
+}
+
+void PluginSupervisor::finish_request(uint64_t id) {
+  auto it = in_flight_.find(id);
+  if (it == in_flight_.end()) return;
+  if (current_ && current_->input_ring) {
+    for (const auto& slot : it->second.slots) current_->input_ring->release(slot).ignore();
+  }
+  if (it->second.timer) it->second.timer->cancel();
+  in_flight_.erase(it);
+  if (state_ == PluginState::kDraining && in_flight_.empty()) after_drained();
+}
+
+void PluginSupervisor::on_deadline(uint64_t id) {
+  auto it = in_flight_.find(id);
+  if (it == in_flight_.end()) return;
+  InFlight& entry = it->second;
+  if (entry.abandoned) {
+    return kill_worker(fmt::format("request {} was still running {} ms after its deadline (the plugin "
+                                   "ignores cancellation)",
+                                   id, kCancelGrace.count()));
+  }
+  entry.abandoned = true;
+  entry.submission.on_fail(deadline_exceeded_error(fmt::format(
+      "{}: the request did not finish within its deadline; it was cancelled (raise the deadline "
+      "or request_deadline_ms if the plugin is just slow)",
+      who())));
+  cancel(id);
+  entry.timer->expires_after(kCancelGrace);
+  entry.timer->async_wait([self = weak_from_this(), id](const boost::system::error_code& ec) {
+    auto s = self.lock();
+    if (!ec && s) s->on_deadline(id);
+  });
+}
+
+void PluginSupervisor::cancel(uint64_t id) {
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (it->id == id) {
+      auto submission = std::move(it->submission);
+      queue_.erase(it);
+      submission.on_fail(cancelled_error(fmt::format("{}: cancelled before it started", who())));
+      return;
+    }
+  }
+  if (!in_flight_.contains(id)) return;
+  flatbuffers::FlatBufferBuilder fbb;
+  ipc::finish_envelope(fbb, id, wire::Message::Cancel, wire::CreateCancel(fbb, id).Union());
+  (void)send(fbb);
+}
+
+void PluginSupervisor::release_outputs(uint64_t generation, const std::vector<ipc::TensorView>& views) {
+  if (!current_ || current_->generation != generation || !current_->channel) return;
+  if (current_->worker == nullptr || current_->worker->exited()) return;
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<flatbuffers::Offset<wire::TensorDesc>> descs;
+  for (const auto& v : views) {
+    auto desc = ipc::build_tensor_desc(fbb, v.name, v.dtype, std::span<const int64_t>(v.shape.data(), v.shape.size()), wire::Ring::WorkerToHost, v.slot());
+    if (desc.ok()) descs.push_back(*desc);
+  }
+  ipc::finish_envelope(fbb, 0, wire::Message::Release, wire::CreateReleaseDirect(fbb, &descs).Union());
+  (void)send(fbb);
+}
+
+void PluginSupervisor::schedule_heartbeat() {
+  if (settings_.heartbeat_interval.count() == 0) return;
+  heartbeat_timer_.expires_after(settings_.heartbeat_interval);
+  heartbeat_timer_.async_wait([self = weak_from_this(), gen = generation_](const boost::system::error_code& ec) {
+    auto s = self.lock();
+    if (ec || !s || !s->current_ || s->current_->generation != gen) return;
+    if (s->state_ != PluginState::kReady && s->state_ != PluginState::kDraining) return;
+    if (s->heartbeat_sequence_ - s->heartbeat_answered_ >= s->settings_.heartbeat_misses) {
+      return s->kill_worker(fmt::format("{} heartbeats in a row went unanswered", s->settings_.heartbeat_misses));
+    }
+    flatbuffers::FlatBufferBuilder fbb;
+    ipc::finish_envelope(fbb, 0, wire::Message::Heartbeat,
+                         wire::CreateHeartbeat(fbb, ++s->heartbeat_sequence_, false).Union());
+    if (s->send(fbb).ok()) s->schedule_heartbeat();
+  });
+}
+
+void PluginSupervisor::on_channel_end(const Status& status) {
+  if (status.code() == ErrorCode::kInvalidArgument) {
+    return kill_worker(fmt::format("protocol violation: {}", status.message()));
+  }
+  // The worker closed its end: it is exiting. Give the pidfd a moment to say how, then make sure.
+  auto timer = std::make_shared<boost::asio::steady_timer>(io_, milliseconds(1000));
+  timer->async_wait([self = weak_from_this(), gen = generation_, timer](const boost::system::error_code&) {
+    auto s = self.lock();
+    if (s && s->current_ && s->current_->generation == gen && s->current_->worker &&
+        !s->current_->worker->exited()) {
+      s->kill_worker("it closed its control channel but did not exit");
+    }
+  });
+}
+
+void PluginSupervisor::kill_worker(std::string reason) {
+  if (!current_) return;
+  if (current_->kill_reason.empty()) current_->kill_reason = std::move(reason);
+  if (current_->reader) current_->reader->stop();
+  if (current_->worker && !current_->worker->exited()) current_->worker->kill();
+}
+
+void PluginSupervisor::fail_all(const Status& status) {
+  auto in_flight = std::move(in_flight_);
+  in_flight_.clear();
+  for (auto& [id, entry] : in_flight) {
+    if (entry.timer) entry.timer->cancel();
+    if (!entry.abandoned) entry.submission.on_fail(status);
+  }
+  auto queue = std::move(queue_);
+  queue_.clear();
+  for (auto& q : queue) q.submission.on_fail(status);
+}
+
+void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::WorkerExit& exit) {
+  if (!current_ || current_->generation != generation) return;
+  std::shared_ptr<WorkerIncarnation> w = current_;
+  start_timer_.cancel();
+  heartbeat_timer_.cancel();
+  stop_timer_.cancel();
+  if (w->reader) w->reader->stop();
+  std::string tail;
+  if (w->log) {
+    w->log->drain();
+    tail = w->log->text();
+    w->log->stop();
+  }
+  std::string what = fmt::format("{}: worker{} {}", who(),
+                                 w->worker ? fmt::format(" (pid {})", w->worker->pid()) : std::string(),
+                                 w->worker ? exit.to_string() : std::string("could not be started"));
+  if (!w->kill_reason.empty()) what += fmt::format("; the host stopped it: {}", w->kill_reason);
+  if (!tail.empty()) what += fmt::format("; last output: {}", tail);
+  // The incarnation goes; leases keep its arena mapped for outputs the caller still holds.
+  w->reader.reset();
+  w->channel.reset();
+  w->input_ring.reset();
+  current_.reset();
+  init_id_ = 0;
+
+  if (state_ == PluginState::kDraining || state_ == PluginState::kStopped) {
+    fail_all(unavailable_error(fmt::format("{} was deactivated", who())));
+    set_state(PluginState::kStopped);
+    if (on_stopped_) {
+      auto cb = std::move(on_stopped_);
+      on_stopped_ = nullptr;
+      cb();
+    }
+    return;
+  }
+  if (on_ready_) {  // the first start failed: activation reports it, nothing restarts
+    const Status status = worker_crashed_error(what);
+    fail_all(status);
+    set_state(PluginState::kStopped);
+    auto cb = std::move(on_ready_);
+    on_ready_ = nullptr;
+    cb(status);
+    return;
+  }
+  ++crashes_;
+  last_crash_ = what;
+  const auto now = Clock::now();
+  crash_times_.push_back(now);
+  while (!crash_times_.empty() && now - crash_times_.front() > settings_.restart.window) crash_times_.pop_front();
+  // In-flight requests end now; queued ones wait for the restart (or fail on quarantine).
+  {
+    auto in_flight = std::move(in_flight_);
+    in_flight_.clear();
+    const Status status = worker_crashed_error(what + "; the host restarts it");
+    for (auto& [id, entry] : in_flight) {
+      if (entry.timer) entry.timer->cancel();
+      if (!entry.abandoned) entry.submission.on_fail(status);
+    }
+  }
+  if (crash_times_.size() >= settings_.restart.max_crashes) {
+    set_state(PluginState::kQuarantined);
+    fail_all(failed_precondition_error(fmt::format(
+        "{} is quarantined after {} crashes within {} ms (last: {}); fix the plugin, then "
+        "deactivate and activate it again",
+        who(), crash_times_.size(), settings_.restart.window.count(), what)));
+    return;
+  }
+  set_state(PluginState::kBackoff);
+  auto delay = settings_.restart.backoff_initial;
+  for (size_t i = 1; i < crash_times_.size() && delay < settings_.restart.backoff_max; ++i) delay *= 2;
+  delay = std::min(delay, settings_.restart.backoff_max);
+  backoff_timer_.expires_after(delay);
+  backoff_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
+    auto s = self.lock();
+    if (ec || !s || s->state_ != PluginState::kBackoff) return;
+    s->set_state(PluginState::kRestarting);
+    ++s->restarts_;
+    s->spawn_worker();
+  });
+}
+
+void PluginSupervisor::stop(std::function<void()> on_stopped) {
+  const PluginState before = state_;
+  set_state(PluginState::kDraining);
+  on_stopped_ = std::move(on_stopped);
+  {
+    auto queue = std::move(queue_);
+    queue_.clear();
+    for (auto& q : queue) {
+      q.submission.on_fail(unavailable_error(fmt::format("{} is being deactivated", who())));
+    }
+  }
+  backoff_timer_.cancel();
+  if (!current_ || before == PluginState::kQuarantined || before == PluginState::kBackoff) {
+    set_state(PluginState::kStopped);
+    auto cb = std::move(on_stopped_);
+    on_stopped_ = nullptr;
+    if (cb) boost::asio::post(io_, cb);
+    return;
+  }
+  if (before != PluginState::kReady) return kill_worker("deactivated while starting");
+  if (in_flight_.empty()) after_drained();
+}
+
+void PluginSupervisor::after_drained() {
+  if (!current_ || !current_->worker) return;
+  flatbuffers::FlatBufferBuilder fbb;
+  ipc::finish_envelope(fbb, next_id_++, wire::Message::Shutdown,
+                       wire::CreateShutdownDirect(fbb, to_deadline_ms(settings_.shutdown_timeout), "deactivated").Union());
+  if (send(fbb).ok()) current_->worker->set_deadline(settings_.shutdown_timeout);
+}
+
+void PluginSupervisor::kill_now(const Status& why) {
+  set_state(PluginState::kStopped);
+  backoff_timer_.cancel();
+  start_timer_.cancel();
+  heartbeat_timer_.cancel();
+  fail_all(why);
+  if (on_ready_) {
+    auto cb = std::move(on_ready_);
+    on_ready_ = nullptr;
+    cb(why);
+  }
+  kill_worker(why.message());
+}
+
+}  // namespace pio::host::internal
