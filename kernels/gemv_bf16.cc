@@ -43,8 +43,8 @@ bool cpu_has_avx512_bf16() {
 #endif
 }
 
-// The rows of all matrices are numbered one after another; each thread takes a contiguous run
-// of them, so a call's work splits evenly however the rows are spread over the matrices.
+// The rows of all matrices are numbered one after another and handed out in chunks, so a call's
+// work splits evenly however the rows are spread over the matrices.
 template <typename X>
 void run(std::span<const GemvMatrix> matrices, int64_t cols, const X* x, ThreadPool* pool,
          GemvIsa isa) {
@@ -74,7 +74,11 @@ void run(std::span<const GemvMatrix> matrices, int64_t cols, const X* x, ThreadP
   if (pool == nullptr) {
     rows(0, total);
   } else {
-    pool->parallel_for(total, rows);
+    // Chunks of about 128 KiB of weights: small enough that a thread the machine does not
+    // schedule in time holds up little, large enough that claiming them costs nothing. Multiples
+    // of 4 rows keep the kernels' 4-row blocks whole.
+    const int64_t grain = std::max<int64_t>(4, (int64_t{1} << 16) / std::max<int64_t>(cols, 1) / 4 * 4);
+    pool->parallel_for(total, grain, rows);
   }
 }
 

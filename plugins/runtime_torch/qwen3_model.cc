@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <exception>
 #include <string>
@@ -90,6 +91,10 @@ struct Qwen3Model::Impl {
                      bool all_logits) {
     const c10::InferenceMode inference;
     const auto tokens = static_cast<int64_t>(ids.size());
+    // One token: libtorch's ops here are tiny, yet some (bmm) open an OpenMP region per call,
+    // whose waking and spinning threads then fight the GEMV pool for the cores (decode ran 5x
+    // slower). So one OpenMP thread for decode; all of them for prefill's big matmuls.
+    omp_set_num_threads(tokens == 1 ? 1 : options.threads);
     const double eps = config.rms_norm_eps;
     const int64_t heads = config.num_attention_heads;
     const int64_t kv_heads = config.num_key_value_heads;

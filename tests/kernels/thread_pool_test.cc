@@ -12,10 +12,13 @@ namespace {
 // Runs parallel_for over n and checks each index was visited exactly once.
 void expect_each_index_once(ThreadPool& pool, int64_t n) {
   std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
-  pool.parallel_for(n, [&](int64_t begin, int64_t end) {
+  const int64_t grain = 1 + n % 5;
+  pool.parallel_for(n, grain, [&](int64_t begin, int64_t end) {
     ASSERT_LE(0, begin);
-    ASSERT_LE(begin, end);
+    ASSERT_LT(begin, end);
     ASSERT_LE(end, n);
+    ASSERT_EQ(begin % grain, 0);
+    ASSERT_TRUE(end - begin == grain || end == n);
     for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
   });
   for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "n " << n;
@@ -40,7 +43,7 @@ TEST(ThreadPool, RunsEverythingOnTheCallerWithOneThread) {
   EXPECT_EQ(pool.threads(), 1);
   const std::thread::id caller = std::this_thread::get_id();
   int calls = 0;
-  pool.parallel_for(10, [&](int64_t begin, int64_t end) {
+  pool.parallel_for(10, 2, [&](int64_t begin, int64_t end) {
     EXPECT_EQ(std::this_thread::get_id(), caller);
     EXPECT_EQ(begin, 0);
     EXPECT_EQ(end, 10);
@@ -49,14 +52,16 @@ TEST(ThreadPool, RunsEverythingOnTheCallerWithOneThread) {
   EXPECT_EQ(calls, 1);
 }
 
-TEST(ThreadPool, UsesTheWorkerThreadsForLargeJobs) {
+TEST(ThreadPool, RaisesTheGrainToStayUnderTheChunkLimit) {
   ThreadPool pool(2);
-  std::atomic<int> other_thread{0};
-  const std::thread::id caller = std::this_thread::get_id();
-  pool.parallel_for(100, [&](int64_t, int64_t) {
-    if (std::this_thread::get_id() != caller) other_thread.fetch_add(1);
+  const int64_t n = ThreadPool::kMaxChunks * 3 + 7;
+  std::atomic<int64_t> covered{0}, calls{0};
+  pool.parallel_for(n, 1, [&](int64_t begin, int64_t end) {
+    covered.fetch_add(end - begin);
+    calls.fetch_add(1);
   });
-  EXPECT_EQ(other_thread.load(), 1);
+  EXPECT_EQ(covered.load(), n);
+  EXPECT_LE(calls.load(), ThreadPool::kMaxChunks);
 }
 
 TEST(ThreadPool, SerialisesCallersFromSeveralThreads) {

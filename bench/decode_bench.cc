@@ -1,0 +1,256 @@
+// bench_decode: how close batch-1 decode comes to the memory-bandwidth bound on this machine.
+//
+// Decode reads every weight once per token, so its ceiling is (read bandwidth) / (weight bytes
+// per token). Both are measured in this run: the read bandwidth as a sum over a 1 GiB array on
+// the same 2 threads the model uses, then decode (128 new tokens after a 128-token prompt) and
+// prefill (a 512-token prompt) of a Qwen3-0.6B-shaped bf16 checkpoint with random weights. The
+// summary reports decode / bound (target >= 0.6) and the GEMV kernel's gain over libtorch's own
+// bf16 matmul on the same model.
+
+#include <benchmark/benchmark.h>
+#include <sys/mman.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pio/kernels/thread_pool.h"
+#include "pio/runtime/mkmodel.h"
+#include "pio/runtime/qwen3_model.h"
+#include "pio/runtime/sampler.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using pio::runtime::Qwen3Model;
+
+constexpr int kThreads = 2;
+constexpr size_t kBandwidthBytes = size_t{1} << 30;
+
+std::map<std::string, double>& figures() {
+  static std::map<std::string, double> f;
+  return f;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "bench_decode: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// ---- read bandwidth ----
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) float sum_avx2(const float* p, size_t n) {
+  __m256 a[8];
+  for (auto& x : a) x = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    for (int k = 0; k < 8; ++k) a[k] = _mm256_add_ps(a[k], _mm256_loadu_ps(p + i + 8 * k));
+  }
+  for (int k = 1; k < 8; ++k) a[0] = _mm256_add_ps(a[0], a[k]);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, a[0]);
+  float s = 0;
+  for (float x : lanes) s += x;
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+#endif
+
+float sum_floats(const float* p, size_t n) {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) return sum_avx2(p, n);
+#endif
+  float s = 0;
+  for (size_t i = 0; i < n; ++i) s += p[i];
+  return s;
+}
+
+// A sum over 1 GiB on kThreads threads (each reads its half), as a weight stream would.
+void BM_ReadBandwidth(benchmark::State& state) {
+  void* mem = mmap(nullptr, kBandwidthBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+  if (mem == MAP_FAILED) die("mmap of the bandwidth buffer failed");
+  madvise(mem, kBandwidthBytes, MADV_HUGEPAGE);
+  auto* data = static_cast<float*>(mem);
+  const size_t n = kBandwidthBytes / sizeof(float);
+  std::fill(data, data + n, 1.0f);
+  pio::kernels::ThreadPool pool(kThreads);
+  std::vector<double> gbps;
+  for (auto _ : state) {
+    std::vector<float> partial(kThreads, 0.0f);
+    const auto start = Clock::now();
+    pool.parallel_for(kThreads, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t part = begin; part < end; ++part) {
+        const size_t lo = n * static_cast<size_t>(part) / kThreads;
+        const size_t hi = n * static_cast<size_t>(part + 1) / kThreads;
+        partial[static_cast<size_t>(part)] = sum_floats(data + lo, hi - lo);
+      }
+    });
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    benchmark::DoNotOptimize(partial.data());
+    state.SetIterationTime(seconds);
+    gbps.push_back(static_cast<double>(kBandwidthBytes) / seconds / 1e9);
+  }
+  munmap(mem, kBandwidthBytes);
+  figures()["read_gbps"] = median(gbps);
+  state.counters["GB_per_s"] = median(gbps);
+}
+
+// ---- the model ----
+
+fs::path checkpoint_dir() {
+  const char* env = std::getenv("PIO_BENCH_DATA_DIR");
+  return fs::path(env != nullptr ? env : PIO_BENCH_DATA_DIR) / "qwen3-0.6b-bf16";
+}
+
+// The Qwen3-0.6B-shaped checkpoint, written on first use (config.json is written last, so a
+// half-written one is redone).
+void ensure_checkpoint(const fs::path& dir) {
+  if (fs::exists(dir / "config.json")) return;
+  auto options = pio::runtime::mkmodel_preset("qwen3-0.6b");
+  if (!options.ok()) die(options.status().to_string());
+  options->out_dir = dir;
+  options->seed = 1;
+  std::fprintf(stderr, "bench_decode: writing a random Qwen3-0.6B checkpoint to %s\n",
+               dir.string().c_str());
+  const auto written = pio::runtime::write_random_checkpoint(*options);
+  if (!written.ok()) die(written.status().to_string());
+}
+
+Qwen3Model& model(bool gemv_kernel) {
+  static std::map<bool, std::unique_ptr<Qwen3Model>> models;
+  auto& slot = models[gemv_kernel];
+  if (!slot) {
+    ensure_checkpoint(checkpoint_dir());
+    auto loaded = Qwen3Model::load(checkpoint_dir(), {.threads = kThreads, .gemv_kernel = gemv_kernel});
+    if (!loaded.ok()) die(loaded.status().to_string());
+    slot = std::move(*loaded);
+    // Fault the mapped weights in before anything is timed.
+    auto cache = slot->new_cache(8);
+    const std::vector<int32_t> warm = {1, 2, 3, 4};
+    if (!cache.ok() || !slot->forward(warm, 0, *cache).ok()) die("warm-up forward failed");
+  }
+  return *slot;
+}
+
+std::vector<int32_t> prompt_of(int64_t n, int64_t vocab) {
+  std::vector<int32_t> ids;
+  uint64_t x = 12345;
+  for (int64_t i = 0; i < n; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    ids.push_back(static_cast<int32_t>((x >> 33) % static_cast<uint64_t>(vocab)));
+  }
+  return ids;
+}
+
+// Greedy decode of `new_tokens` after a 128-token prompt; the time covers the decode steps only
+// (forward of the previous token + sampling), not the prefill.
+void run_decode(benchmark::State& state, bool gemv_kernel, const std::string& name) {
+  Qwen3Model& m = model(gemv_kernel);
+  const int64_t new_tokens = state.range(0);
+  const std::vector<int32_t> prompt = prompt_of(128, m.vocab_size());
+  pio::runtime::SamplingParams greedy;
+  greedy.temperature = 0.0;
+  std::vector<double> rates;
+  for (auto _ : state) {
+    auto cache = m.new_cache(128 + new_tokens);
+    if (!cache.ok()) die(cache.status().to_string());
+    auto logits = m.forward(prompt, 0, *cache);
+    if (!logits.ok()) die(logits.status().to_string());
+    pio::runtime::Sampler sampler(greedy);
+    std::vector<int32_t> generated;
+    const auto start = Clock::now();
+    for (int64_t i = 0; i < new_tokens; ++i) {
+      generated.push_back(sampler.sample(*logits, prompt, generated).id);
+      if (i + 1 == new_tokens) break;
+      logits = m.forward({&generated.back(), 1}, cache->length(), *cache);
+      if (!logits.ok()) die(logits.status().to_string());
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    state.SetIterationTime(seconds);
+    rates.push_back(static_cast<double>(new_tokens - 1) / seconds);
+  }
+  figures()[name] = median(rates);
+  state.counters["tokens_per_s"] = median(rates);
+}
+
+void BM_Decode(benchmark::State& state) { run_decode(state, true, "decode_tok_s"); }
+void BM_DecodeLibtorchMatmul(benchmark::State& state) {
+  run_decode(state, false, "decode_libtorch_tok_s");
+}
+
+void BM_Prefill(benchmark::State& state) {
+  Qwen3Model& m = model(true);
+  const int64_t tokens = state.range(0);
+  const std::vector<int32_t> prompt = prompt_of(tokens, m.vocab_size());
+  std::vector<double> rates;
+  for (auto _ : state) {
+    auto cache = m.new_cache(tokens);
+    if (!cache.ok()) die(cache.status().to_string());
+    const auto start = Clock::now();
+    const auto logits = m.forward(prompt, 0, *cache);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (!logits.ok()) die(logits.status().to_string());
+    state.SetIterationTime(seconds);
+    rates.push_back(static_cast<double>(tokens) / seconds);
+  }
+  figures()["prefill_tok_s"] = median(rates);
+  state.counters["tokens_per_s"] = median(rates);
+}
+
+void BM_Summary(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(figures().size());
+  auto& f = figures();
+  const double bytes = static_cast<double>(model(true).weight_bytes_per_token());
+  const double bound = f["read_gbps"] * 1e9 / bytes;
+  const double ratio = bound > 0 ? f["decode_tok_s"] / bound : 0.0;
+  const double gain =
+      f["decode_libtorch_tok_s"] > 0 ? f["decode_tok_s"] / f["decode_libtorch_tok_s"] : 0.0;
+  state.counters["read_GB_per_s"] = f["read_gbps"];
+  state.counters["weight_MB_per_token"] = bytes / 1e6;
+  state.counters["bound_tok_s"] = bound;
+  state.counters["decode_tok_s"] = f["decode_tok_s"];
+  state.counters["decode_vs_bound"] = ratio;
+  state.counters["kernel_vs_libtorch"] = gain;
+  state.counters["prefill_tok_s"] = f["prefill_tok_s"];
+  std::printf(
+      "\ndecode summary (Qwen3-0.6B shape, bf16, %d threads, same run):\n"
+      "  read bandwidth        %6.1f GB/s   weights per token %.0f MB   bound %.1f tok/s\n"
+      "  decode (batch 1)      %6.1f tok/s  = %.2f x bound (target >= 0.6)\n"
+      "  decode, libtorch GEMV %6.1f tok/s  (the kernel is %.2f x faster)\n"
+      "  prefill (512 tokens)  %6.1f tok/s\n",
+      kThreads, f["read_gbps"], bytes / 1e6, bound, f["decode_tok_s"], ratio,
+      f["decode_libtorch_tok_s"], gain, f["prefill_tok_s"]);
+}
+
+BENCHMARK(BM_ReadBandwidth)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(7);
+BENCHMARK(BM_Decode)->UseManualTime()->Unit(benchmark::kMillisecond)->Arg(128)->Iterations(3);
+BENCHMARK(BM_DecodeLibtorchMatmul)->UseManualTime()->Unit(benchmark::kMillisecond)->Arg(32)->Iterations(3);
+BENCHMARK(BM_Prefill)->UseManualTime()->Unit(benchmark::kMillisecond)->Arg(512)->Iterations(3);
+BENCHMARK(BM_Summary)->Iterations(1);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
