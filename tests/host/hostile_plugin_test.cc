@@ -1,0 +1,195 @@
+// Each hostile plugin of tests/plugins/ runs in the same Host as a healthy echo. For each: the host
+// stays up, the caller gets a typed error saying what happened, and echo keeps answering.
+
+#include <errno.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "host_fixture.h"
+
+namespace pio::host {
+namespace {
+
+using ::testing::AnyOf;
+using ::testing::HasSubstr;
+
+class HostilePluginTest : public testing::HostFixture {
+ protected:
+  // A Host with echo and hostile_<mode> active side by side.
+  void start(const std::string& mode, const std::string& settings = "{}", bool activate = true) {
+    name_ = "hostile_" + mode;
+    install_hostile(mode);
+    nlohmann::json extra = {{"plugins", {{name_, nlohmann::json::parse(settings)}}}};
+    extra["plugins"][name_]["model_roots"] = {(root_ / "models").string()};
+    make_host(extra.dump());
+    ASSERT_FALSE(HasFailure());
+    activate_echo();
+    ASSERT_FALSE(HasFailure());
+    ASSERT_TRUE(host_->register_plugin(root_ / "plugins" / name_).ok());
+    if (activate) {
+      Status s = host_->activate_plugin(name_);
+      ASSERT_TRUE(s.ok()) << s.to_string();
+    }
+  }
+
+  Result<InferOutputs> infer() {
+    const float x[2] = {1.0f, 2.0f};
+    InferRequest request;
+    request.inputs.push_back({"x", wire::DType::F32, {2}, std::as_bytes(std::span<const float>(x))});
+    return host_->execute_plugin(name_, std::move(request));
+  }
+
+  void expect_crash(const Status& status, const std::string& why) {
+    EXPECT_EQ(status.code(), ErrorCode::kWorkerCrashed) << status.to_string();
+    EXPECT_THAT(status.message(), HasSubstr("plugin \"" + name_ + "\""));
+    EXPECT_THAT(status.message(), HasSubstr(why)) << status.to_string();
+  }
+
+  std::string name_;
+};
+
+TEST_F(HostilePluginTest, SegfaultInInferEndsTheRequestAsWorkerCrashed) {
+  start("segv_infer");
+  ASSERT_FALSE(HasFailure());
+  expect_crash(infer().status(), "SIGSEGV");
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, AbortInLoadModelFailsTheActivation) {
+  start("abort_load", "{}", /*activate=*/false);
+  ASSERT_FALSE(HasFailure());
+  Status s = host_->activate_plugin(name_, {.model_path = (root_ / "models" / "echo").string()});
+  expect_crash(s, "SIGABRT");
+  expect_echo_answers();
+  EXPECT_EQ(host_->list_plugins()[1].state, PluginState::kStopped);
+}
+
+TEST_F(HostilePluginTest, AStaticConstructorCannotOpenSockets) {
+  start("static_escape");
+  ASSERT_FALSE(HasFailure());
+  InferRequest request;
+  request.command = "pio.get_model_info";
+  auto info = host_->execute_plugin(name_, std::move(request));
+  ASSERT_TRUE(info.ok()) << info.status().to_string();
+  const auto json = nlohmann::json::parse(info->json());
+  EXPECT_EQ(json["inet_socket_errno"], EPERM) << json.dump();
+  EXPECT_EQ(json["unix_socket_errno"], EPERM) << json.dump();
+  // fork itself is allowed at low trust (bounded by pids.max); what it may do is the policy's.
+  RecordProperty("fork_result", json["fork_result"].dump());
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, AnInfiniteLoopHitsTheDeadlineAndTheWorkerIsReplaced) {
+  start("spin_infer", R"({"request_deadline_ms": 500})");
+  ASSERT_FALSE(HasFailure());
+  Status s = infer().status();
+  EXPECT_EQ(s.code(), ErrorCode::kDeadlineExceeded) << s.to_string();
+  EXPECT_THAT(s.message(), HasSubstr("plugin \"hostile_spin_infer\""));
+  expect_echo_answers();
+  // The stuck worker is killed after the grace period and a new one serves text requests.
+  auto text = host_->generate(name_, "again", {.max_tokens = 10});
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  EXPECT_EQ(text->text, "again");
+  auto status = host_->plugin_status(name_);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->restarts, 1u);
+  EXPECT_THAT(status->last_crash, HasSubstr("after its deadline"));
+}
+
+TEST_F(HostilePluginTest, AMemoryBombIsStoppedByItsMemoryLimit) {
+  start("memory_bomb", R"({"limits": {"memory_mb": 64}})");
+  ASSERT_FALSE(HasFailure());
+  expect_crash(infer().status(), "memory");
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, AForkBombIsStoppedByItsPidsLimit) {
+  start("fork_bomb", R"({"limits": {"pids": 16}})");
+  ASSERT_FALSE(HasFailure());
+  expect_crash(infer().status(), "pids");
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, GarbagePacketsOnTheControlSocketGetTheWorkerKilled) {
+  start("garbage_packets");
+  ASSERT_FALSE(HasFailure());
+  expect_crash(infer().status(), "protocol violation");
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, AnOutputDescriptorOutsideTheRingIsRefusedAndTheWorkerKilled) {
+  start("bad_descriptor");
+  ASSERT_FALSE(HasFailure());
+  Status s = infer().status();
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << s.to_string();
+  EXPECT_THAT(s.message(), HasSubstr("invalid output"));
+  expect_echo_answers();
+  auto text = host_->generate(name_, "ok", {.max_tokens = 5});
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  EXPECT_THAT(host_->plugin_status(name_)->last_crash, HasSubstr("killed by host"));
+}
+
+TEST_F(HostilePluginTest, ScribblingOverTheArenaNeverHurtsTheHost) {
+  start("scribble");
+  ASSERT_FALSE(HasFailure());
+  for (int i = 0; i < 3; ++i) {
+    auto out = infer();
+    // Whatever the scribbling broke, the answer is either data or a typed error.
+    if (!out.ok()) {
+      EXPECT_THAT(out.status().code(), AnyOf(ErrorCode::kWorkerCrashed, ErrorCode::kInvalidArgument,
+                                             ErrorCode::kDeadlineExceeded, ErrorCode::kInternal))
+          << out.status().to_string();
+    }
+  }
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, ATenGibOutputIsRefusedWithoutAnyCrash) {
+  start("huge_output");
+  ASSERT_FALSE(HasFailure());
+  Status s = infer().status();
+  EXPECT_THAT(s.code(), AnyOf(ErrorCode::kResourceExhausted, ErrorCode::kInvalidArgument)) << s.to_string();
+  EXPECT_THAT(s.message(), HasSubstr("plugin \"hostile_huge_output\""));
+  EXPECT_EQ(host_->plugin_status(name_)->crashes, 0u);
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, ASlowDripHitsTheDeadline) {
+  start("slow_drip", R"({"request_deadline_ms": 1000})");
+  ASSERT_FALSE(HasFailure());
+  int chunks = 0;
+  auto r = host_->generate_stream(name_, std::string(100, 'x'), {.max_tokens = 100}, [&](const TokenChunk&) {
+    ++chunks;
+    return true;
+  });
+  EXPECT_EQ(r.status().code(), ErrorCode::kDeadlineExceeded) << r.status().to_string();
+  EXPECT_GE(chunks, 1);
+  EXPECT_LT(chunks, 100);
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, ACrashInTheMiddleOfAStreamEndsItAsWorkerCrashed) {
+  start("crash_mid_stream");
+  ASSERT_FALSE(HasFailure());
+  std::string seen;
+  auto r = host_->generate_stream(name_, "abcdef", {.max_tokens = 100}, [&](const TokenChunk& c) {
+    seen += c.text;
+    return true;
+  });
+  expect_crash(r.status(), "SIGSEGV");
+  EXPECT_EQ(seen, "abc");
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, ExitZeroDuringARequestIsACrash) {
+  start("exit_in_request");
+  ASSERT_FALSE(HasFailure());
+  expect_crash(infer().status(), "exited with code 0");
+  expect_echo_answers();
+}
+
+}  // namespace
+}  // namespace pio::host

@@ -1,0 +1,224 @@
+// One hostile plugin per HOSTILE_MODE (tests/plugins/CMakeLists.txt builds each mode as its own
+// library and manifest). Each attacks the host or breaks its worker in one way; the host tests
+// check that the host stays up, the caller gets a clear typed error, and a healthy plugin beside
+// it keeps answering. Outside its attack a hostile plugin behaves like a small echo plugin.
+//
+//   segv_infer        infer dereferences a null pointer
+//   abort_load        load_model calls abort()
+//   static_escape     a static constructor tries socket(AF_INET), socket(AF_UNIX) and fork();
+//                     get_model_info reports what the kernel answered
+//   spin_infer        infer loops forever, ignoring cancellation
+//   memory_bomb       infer touches memory until something stops it
+//   fork_bomb         infer forks until fork fails, then aborts
+//   garbage_packets   infer writes raw garbage packets onto the control socket
+//   bad_descriptor    infer forges Results whose output descriptor points outside the ring
+//   scribble          infer scribbles over the whole shared arena while answering
+//   huge_output       infer asks for a 10 GiB output tensor
+//   slow_drip         generate_text emits one character every 300 ms
+//   crash_mid_stream  generate_text emits three tokens, then dereferences a null pointer
+//   exit_in_request   infer calls exit(0)
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "pio/ipc/arena_layout.h"
+#include "pio/ipc/envelope.h"
+#include "pio/ipc/message_lane.h"
+#include "pio/ipc/shm_arena.h"
+#include "pio/ipc/tensor_view.h"
+#include "pio/plugin.hpp"
+
+namespace {
+
+using pio::Result;
+using pio::Status;
+using pio::sdk::Json;
+
+constexpr std::string_view kMode = HOSTILE_MODE;
+constexpr int kControlFd = 3;  // pio/sandbox/worker_side.h
+constexpr int kArenaFd = 4;
+
+// What the static constructor saw (static_escape).
+int g_inet_socket_errno = -1;
+int g_unix_socket_errno = -1;
+int g_fork_result = -2;  // 0: fork succeeded (the child exited at once); else errno
+
+__attribute__((constructor)) void escape_at_load() {
+  if (kMode != "static_escape") return;
+  const int inet = ::socket(AF_INET, SOCK_STREAM, 0);
+  g_inet_socket_errno = inet < 0 ? errno : 0;
+  if (inet >= 0) ::close(inet);
+  const int unix_socket = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  g_unix_socket_errno = unix_socket < 0 ? errno : 0;
+  if (unix_socket >= 0) ::close(unix_socket);
+  const pid_t child = ::fork();
+  if (child == 0) _exit(0);
+  g_fork_result = child < 0 ? errno : 0;
+  if (child > 0) ::waitpid(child, nullptr, 0);
+}
+
+void crash() {
+  volatile int* null = nullptr;
+  *null = 1;
+}
+
+// Writes envelopes straight into the worker->host lane of the arena, as a compromised worker could.
+void forge_results() {
+  auto arena = pio::ipc::ShmArena::map_existing(pio::UniqueFd(::dup(kArenaFd)), 0);
+  if (!arena.ok()) return;
+  auto layout = pio::ipc::ArenaLayout::read_from(*arena);
+  if (!layout.ok()) return;
+  std::byte* lane = arena->data() + layout->lane_worker_to_host().offset;
+  const uint32_t slots = layout->config().lane_slots;
+  const uint32_t slot_bytes = layout->config().lane_slot_bytes;
+  auto* head = reinterpret_cast<std::atomic<uint64_t>*>(lane);
+  for (uint64_t id = 1; id <= 16; ++id) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const int64_t shape[] = {4096};
+    const pio::ipc::RingSlot outside{arena->size() + (1u << 20), 4096};
+    auto desc = pio::ipc::build_tensor_desc(fbb, "y", pio::wire::DType::U8, shape,
+                                            pio::wire::Ring::WorkerToHost, outside);
+    if (!desc.ok()) return;
+    std::vector<flatbuffers::Offset<pio::wire::TensorDesc>> outputs = {*desc};
+    pio::ipc::finish_envelope(fbb, id, pio::wire::Message::Result,
+                              pio::wire::CreateResultDirect(fbb, &outputs).Union());
+    const uint64_t h = head->load(std::memory_order_acquire);
+    std::byte* slot = lane + pio::ipc::MessageLane::kSlotsOffset + (h % slots) * slot_bytes;
+    const uint32_t length = fbb.GetSize();
+    const uint32_t kind = static_cast<uint32_t>(pio::ipc::LaneSlotKind::kInline);
+    if (length + pio::ipc::MessageLane::kSlotHeaderBytes > slot_bytes) return;
+    std::memcpy(slot, &length, 4);
+    std::memcpy(slot + 4, &kind, 4);
+    std::memset(slot + 8, 0, 8);
+    std::memcpy(slot + 16, fbb.GetBufferPointer(), length);
+    head->store(h + 1, std::memory_order_release);
+    const uint8_t wake = 0x57;
+    ::send(kControlFd, &wake, 1, MSG_DONTWAIT);
+  }
+}
+
+void scribble_arena(std::chrono::milliseconds how_long) {
+  auto arena = pio::ipc::ShmArena::map_existing(pio::UniqueFd(::dup(kArenaFd)), 0);
+  if (!arena.ok()) return;
+  std::mt19937_64 random(42);
+  const auto end = std::chrono::steady_clock::now() + how_long;
+  auto* words = reinterpret_cast<uint64_t*>(arena->data());
+  const size_t n = arena->size() / 8;
+  while (std::chrono::steady_clock::now() < end) {
+    for (int i = 0; i < 4096; ++i) words[random() % n] = random();
+  }
+}
+
+class HostilePlugin final : public pio::sdk::TextModelPlugin {
+ public:
+  static constexpr const char* kPluginName = HOSTILE_NAME;
+  static constexpr const char* kPluginVersion = "0.1.0";
+
+  Status load_model(const pio::sdk::ModelSource&, const Json&) override {
+    if (kMode == "abort_load") abort();
+    return pio::ok_status();
+  }
+
+  Status infer(std::span<const pio::sdk::TensorView> inputs, pio::sdk::CallContext& call) override {
+    if (kMode == "segv_infer") crash();
+    if (kMode == "exit_in_request") exit(0);
+    if (kMode == "spin_infer") {
+      static std::atomic<uint64_t> spins{0};
+      for (;;) spins.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (kMode == "memory_bomb") {
+      std::vector<char*> blocks;
+      for (;;) {
+        char* block = static_cast<char*>(malloc(8u << 20));
+        if (block == nullptr) abort();
+        std::memset(block, 0x5a, 8u << 20);
+        blocks.push_back(block);
+      }
+    }
+    if (kMode == "fork_bomb") {
+      for (;;) {
+        const pid_t child = ::fork();
+        if (child < 0) abort();
+        if (child == 0) {
+          for (;;) ::pause();
+        }
+      }
+    }
+    if (kMode == "garbage_packets") {
+      std::vector<uint8_t> big(3u << 20, 0xab);
+      ::send(kControlFd, big.data(), big.size(), MSG_DONTWAIT);
+      const char garbage[] = "this is not a flatbuffer";
+      for (int i = 0; i < 256; ++i) ::send(kControlFd, garbage, sizeof(garbage), MSG_DONTWAIT);
+      std::this_thread::sleep_for(std::chrono::seconds(30));
+    }
+    if (kMode == "bad_descriptor") {
+      forge_results();
+      std::this_thread::sleep_for(std::chrono::seconds(30));
+    }
+    if (kMode == "huge_output") {
+      const int64_t shape[] = {int64_t{10} << 30};
+      PIO_ASSIGN_OR_RETURN(auto out, call.allocate_output("huge", pio::sdk::DType::kU8, shape));
+      std::memset(out.data(), 1, out.size());
+      return pio::ok_status();
+    }
+    std::thread scribbler;
+    if (kMode == "scribble") scribbler = std::thread([] { scribble_arena(std::chrono::milliseconds(300)); });
+    for (const auto& input : inputs) {
+      PIO_ASSIGN_OR_RETURN(auto out, call.allocate_output(input.name(), input.dtype(), input.shape()));
+      if (!out.empty()) std::memcpy(out.data(), input.bytes().data(), out.size());
+    }
+    if (scribbler.joinable()) scribbler.join();
+    return pio::ok_status();
+  }
+
+  Result<Json> get_model_info() override {
+    return Json{{"name", kPluginName},
+                {"mode", std::string(kMode)},
+                {"inet_socket_errno", g_inet_socket_errno},
+                {"unix_socket_errno", g_unix_socket_errno},
+                {"fork_result", g_fork_result}};
+  }
+
+  Result<std::vector<int32_t>> tokenize(std::string_view text) override {
+    return std::vector<int32_t>(text.begin(), text.end());
+  }
+  Result<std::string> detokenize(std::span<const int32_t> ids) override {
+    return std::string(ids.begin(), ids.end());
+  }
+
+  Result<pio::sdk::GenerateResult> generate_text(const pio::sdk::GenerateRequest& request,
+                                                 pio::sdk::TokenStream& out) override {
+    uint32_t emitted = 0;
+    for (char c : request.prompt) {
+      if (kMode == "crash_mid_stream" && emitted == 3) crash();
+      if (kMode == "slow_drip") std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      const int32_t id = static_cast<unsigned char>(c);
+      if (!out.emit({&id, 1}, std::string_view(&c, 1))) {
+        return pio::sdk::GenerateResult{pio::sdk::FinishReason::kCancelled, 0, emitted};
+      }
+      ++emitted;
+    }
+    return pio::sdk::GenerateResult{pio::sdk::FinishReason::kStop, 0, emitted};
+  }
+
+  Result<pio::sdk::GenerateResult> chat_completion(const pio::sdk::GenerateRequest& request,
+                                                   pio::sdk::TokenStream& out) override {
+    return generate_text(request, out);
+  }
+};
+
+}  // namespace
+
+PIO_PLUGIN(HostilePlugin)
