@@ -77,7 +77,8 @@ void run(std::span<const GemvMatrix> matrices, int64_t cols, const X* x, ThreadP
     // Chunks of about 128 KiB of weights: small enough that a thread the machine does not
     // schedule in time holds up little, large enough that claiming them costs nothing. Multiples
     // of 4 rows keep the kernels' 4-row blocks whole.
-    const int64_t grain = std::max<int64_t>(4, (int64_t{1} << 16) / std::max<int64_t>(cols, 1) / 4 * 4);
+    const int64_t grain =
+        std::max<int64_t>(4, (int64_t{1} << 16) / std::max<int64_t>(cols, 1) / 4 * 4);
     pool->parallel_for(total, grain, rows);
   }
 }
@@ -110,8 +111,8 @@ void gemv_bf16(std::span<const GemvMatrix> matrices, int64_t cols, const uint16_
   run(matrices, cols, x, pool, isa);
 }
 
-void gemv_bf16(std::span<const GemvMatrix> matrices, int64_t cols, const float* x,
-               ThreadPool* pool, GemvIsa isa) {
+void gemv_bf16(std::span<const GemvMatrix> matrices, int64_t cols, const float* x, ThreadPool* pool,
+               GemvIsa isa) {
   run(matrices, cols, x, pool, isa);
 }
 

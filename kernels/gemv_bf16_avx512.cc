@@ -67,8 +67,8 @@ void gemv_rows_avx512(const uint16_t* weight, int64_t cols, const uint16_t* x, f
     const uint16_t* w0 = weight + r * cols;
     __m512 a0 = _mm512_setzero_ps();
     for (int64_t c = 0; c < full; c += 32) {
-      a0 = _mm512_dpbf16_ps(a0, as_bh(_mm512_loadu_si512(w0 + c)),
-                            as_bh(_mm512_loadu_si512(x + c)));
+      a0 =
+          _mm512_dpbf16_ps(a0, as_bh(_mm512_loadu_si512(w0 + c)), as_bh(_mm512_loadu_si512(x + c)));
     }
     if (tail != 0) {
       a0 = _mm512_dpbf16_ps(a0, as_bh(_mm512_maskz_loadu_epi16(tail_mask, w0 + full)),

@@ -36,14 +36,16 @@ Result<GenerationResult> Generator::generate(const GenerationRequest& request,
   const auto prompt_tokens = static_cast<int64_t>(request.prompt.size());
   const int64_t max_positions = model_.config().max_position_embeddings;
   if (prompt_tokens >= max_positions) {
-    return invalid_argument_error(
-        fmt::format("generate: the prompt's {} tokens leave no room under max_position_embeddings {}",
-                    prompt_tokens, max_positions));
+    return invalid_argument_error(fmt::format(
+        "generate: the prompt's {} tokens leave no room under max_position_embeddings {}",
+        prompt_tokens, max_positions));
   }
   const int64_t max_new = std::min(request.max_new_tokens, max_positions - prompt_tokens);
   PIO_ASSIGN_OR_RETURN(KvCache cache, model_.new_cache(prompt_tokens + max_new));
 
-  auto cancelled = [cancel] { return cancel != nullptr && cancel->load(std::memory_order_relaxed); };
+  auto cancelled = [cancel] {
+    return cancel != nullptr && cancel->load(std::memory_order_relaxed);
+  };
   GenerationResult result;
   if (cancelled()) {
     result.finish_reason = FinishReason::kCancelled;
@@ -93,8 +95,8 @@ Result<GenerationResult> Generator::generate(const GenerationRequest& request,
       return result;
     }
     const int32_t last = token.id;
-    PIO_ASSIGN_OR_RETURN(logits, model_.forward(std::span<const int32_t>(&last, 1),
-                                                cache.length(), cache));
+    PIO_ASSIGN_OR_RETURN(logits,
+                         model_.forward(std::span<const int32_t>(&last, 1), cache.length(), cache));
   }
 }
 

@@ -6,8 +6,8 @@
 
 namespace pio::runtime {
 
-KvCacheStorage::KvCacheStorage(int64_t layers, int64_t kv_heads, int64_t head_dim,
-                               int64_t capacity, at::ScalarType dtype, const void* owner)
+KvCacheStorage::KvCacheStorage(int64_t layers, int64_t kv_heads, int64_t head_dim, int64_t capacity,
+                               at::ScalarType dtype, const void* owner)
     : capacity_(capacity), owner_(owner) {
   const auto options = at::TensorOptions().dtype(dtype);
   for (int64_t i = 0; i < layers; ++i) {

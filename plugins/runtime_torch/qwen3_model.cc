@@ -49,8 +49,7 @@ struct Qwen3Model::Impl {
   kernels::ThreadPool pool;
 
   Impl(Qwen3Config c, DType d, Checkpoint ckpt, const ModelOptions& o)
-      : config(std::move(c)), dtype(d), checkpoint(std::move(ckpt)), options(o),
-        pool(o.threads) {}
+      : config(std::move(c)), dtype(d), checkpoint(std::move(ckpt)), options(o), pool(o.threads) {}
 
   bool use_gemv() const { return dtype == DType::kBF16 && options.gemv_kernel; }
 
@@ -217,14 +216,14 @@ uint64_t Qwen3Model::weight_bytes_per_token() const {
 Result<KvCache> Qwen3Model::new_cache(int64_t capacity) const {
   const Qwen3Config& c = impl_->config;
   if (capacity < 1 || capacity > c.max_position_embeddings) {
-    return invalid_argument_error(fmt::format(
-        "KV cache capacity {} is outside [1, max_position_embeddings {}]", capacity,
-        c.max_position_embeddings));
+    return invalid_argument_error(
+        fmt::format("KV cache capacity {} is outside [1, max_position_embeddings {}]", capacity,
+                    c.max_position_embeddings));
   }
   try {
     return KvCache(std::make_unique<KvCacheStorage>(c.num_hidden_layers, c.num_key_value_heads,
-                                                    c.head_dim, capacity,
-                                                    scalar_type(impl_->dtype), impl_.get()));
+                                                    c.head_dim, capacity, scalar_type(impl_->dtype),
+                                                    impl_.get()));
   } catch (const std::exception& e) {
     return resource_exhausted_error(
         fmt::format("allocating a KV cache of {} tokens: {}", capacity, e.what()));

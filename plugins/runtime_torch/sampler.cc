@@ -83,8 +83,8 @@ Status SamplingParams::validate() const {
 
 Sampler::Sampler(const SamplingParams& params) : params_(params) {
   PIO_CHECK(params.validate().ok());
-  uint64_t seed = params.seed ? *params.seed : (uint64_t{std::random_device{}()} << 32) ^
-                                                   std::random_device{}();
+  uint64_t seed = params.seed ? *params.seed
+                              : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
   for (uint64_t& word : state_) word = splitmix64(seed);
 }
 
@@ -115,12 +115,14 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
   for (const float l : logits) raw_sum += std::exp(static_cast<double>(l) - raw_max);
   const double raw_log_norm = raw_max + std::log(raw_sum);
   auto chosen = [&](int32_t id) {
-    return SampledToken{id, static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) -
-                                               raw_log_norm)};
+    return SampledToken{
+        id,
+        static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) - raw_log_norm)};
   };
 
   std::vector<Candidate> c(logits.size());
-  for (int32_t i = 0; i < vocab; ++i) c[static_cast<size_t>(i)] = {i, logits[static_cast<size_t>(i)]};
+  for (int32_t i = 0; i < vocab; ++i)
+    c[static_cast<size_t>(i)] = {i, logits[static_cast<size_t>(i)]};
 
   // Penalties act on the raw logits of tokens already seen.
   const SamplingParams& p = params_;

@@ -42,9 +42,9 @@ at::Tensor attention(const at::Tensor& queries, const at::Tensor& keys, const at
   const int64_t group = heads / kv_heads;
   // Query head h uses kv head h / group: view the heads as [kv_heads, group] and fold the group
   // into the rows of one matrix product per kv head.
-  const at::Tensor q =
-      queries.permute({1, 0, 2}).reshape({kv_heads, group * tokens, dim});
-  at::Tensor scores = at::bmm(q, keys.transpose(1, 2)) * (1.0 / std::sqrt(static_cast<double>(dim)));
+  const at::Tensor q = queries.permute({1, 0, 2}).reshape({kv_heads, group * tokens, dim});
+  at::Tensor scores =
+      at::bmm(q, keys.transpose(1, 2)) * (1.0 / std::sqrt(static_cast<double>(dim)));
   if (tokens > 1) {
     // Query t sits at position first_position + t and sees keys up to there.
     const at::Tensor query_pos =

@@ -11,7 +11,14 @@ namespace pio::kernels {
 namespace {
 
 TEST(Bf16, RoundsLikeLibtorchIncludingTiesInfinitiesAndNan) {
-  std::vector<float> values = {0.0f, -0.0f, 1.0f, -1.5f, 3.14159f, 1e-40f, -1e-38f, 65504.0f,
+  std::vector<float> values = {0.0f,
+                               -0.0f,
+                               1.0f,
+                               -1.5f,
+                               3.14159f,
+                               1e-40f,
+                               -1e-38f,
+                               65504.0f,
                                std::numeric_limits<float>::infinity(),
                                -std::numeric_limits<float>::infinity(),
                                std::numeric_limits<float>::max()};

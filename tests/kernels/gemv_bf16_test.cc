@@ -18,15 +18,17 @@ struct Shape {
 };
 
 // Shapes around the vector widths (16 fp32, 32 bf16) and the 4-row blocks, plus model-like ones.
-const std::vector<Shape> kShapes = {{1, 1},     {3, 5},     {4, 16},    {5, 31},   {7, 32},
-                                    {9, 33},    {17, 47},   {31, 63},   {33, 65},  {67, 1000},
+const std::vector<Shape> kShapes = {{1, 1},     {3, 5},      {4, 16},     {5, 31},   {7, 32},
+                                    {9, 33},    {17, 47},    {31, 63},    {33, 65},  {67, 1000},
                                     {130, 257}, {256, 1024}, {1024, 129}, {61, 3072}};
 
 at::Tensor bf16_matrix(int64_t rows, int64_t cols) {
   return at::randn({rows, cols}, at::TensorOptions().dtype(at::kFloat)).to(at::kBFloat16);
 }
 
-const uint16_t* bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr()); }
+const uint16_t* bits(const at::Tensor& t) {
+  return reinterpret_cast<const uint16_t*>(t.data_ptr());
+}
 
 // Compares `got` with the fp32 libtorch product of the upcast weights. The bound is relative to
 // sum |w x| of each row: both sides accumulate fp32 roundings (about 6e-8 each) in different

@@ -91,8 +91,8 @@ TEST_F(GeneratorTest, StopsAtTheFirstEosTokenWhichAddsNoText) {
   ASSERT_EQ(free_run.ids.size(), 40u);
   // Make a token from the middle of the free run an eos id: generation ends at its first use.
   const int32_t eos = free_run.ids[20];
-  const auto first = static_cast<size_t>(
-      std::find(free_run.ids.begin(), free_run.ids.end(), eos) - free_run.ids.begin());
+  const auto first = static_cast<size_t>(std::find(free_run.ids.begin(), free_run.ids.end(), eos) -
+                                         free_run.ids.begin());
   GenerationRequest request = sampled(40);
   request.eos_ids = {eos};
   const GenerationResult r = generate(request);
@@ -112,8 +112,7 @@ TEST_F(GeneratorTest, StopsAtAStopStringAndCutsTheTextBeforeIt) {
   GenerationRequest request = sampled(60);
   request.stop_strings = {"never appears \x01", stop};
   std::string streamed;
-  const GenerationResult r =
-      generate(request, [&](const StreamedToken& t) { streamed += t.text; });
+  const GenerationResult r = generate(request, [&](const StreamedToken& t) { streamed += t.text; });
   EXPECT_EQ(r.finish_reason, FinishReason::kStopString);
   EXPECT_EQ(r.stop_string, stop);
   EXPECT_EQ(r.text, free_run.text.substr(0, at));

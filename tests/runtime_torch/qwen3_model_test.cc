@@ -17,7 +17,8 @@ namespace {
 using testing::TempDir;
 using testing::tiny_config;
 
-std::unique_ptr<Qwen3Model> load_model(const std::filesystem::path& dir, ModelOptions options = {}) {
+std::unique_ptr<Qwen3Model> load_model(const std::filesystem::path& dir,
+                                       ModelOptions options = {}) {
   auto model = Qwen3Model::load(dir, options);
   EXPECT_TRUE(model.ok()) << model.status().to_string();
   return model.ok() ? std::move(*model) : nullptr;
@@ -81,8 +82,10 @@ class ReferenceQwen3 {
         auto q = matvec(at(p + "self_attn.q_proj.weight"), x, nh * hd);
         auto k = matvec(at(p + "self_attn.k_proj.weight"), x, nkv * hd);
         const auto v = matvec(at(p + "self_attn.v_proj.weight"), x, nkv * hd);
-        for (int64_t j = 0; j < nh; ++j) norm_and_rotate(q, j, at(p + "self_attn.q_norm.weight"), t);
-        for (int64_t j = 0; j < nkv; ++j) norm_and_rotate(k, j, at(p + "self_attn.k_norm.weight"), t);
+        for (int64_t j = 0; j < nh; ++j)
+          norm_and_rotate(q, j, at(p + "self_attn.q_norm.weight"), t);
+        for (int64_t j = 0; j < nkv; ++j)
+          norm_and_rotate(k, j, at(p + "self_attn.k_norm.weight"), t);
         keys[l].push_back(k);
         values[l].push_back(v);
         std::vector<double> attended(nh * hd, 0.0);
@@ -115,8 +118,8 @@ class ReferenceQwen3 {
         for (int64_t i = 0; i < H; ++i) h[i] += down[i];
       }
       const auto final_h = rms(h, at("model.norm.weight"), 0, H);
-      out.push_back(matvec(at(c_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"),
-                           final_h, V));
+      out.push_back(matvec(
+          at(c_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"), final_h, V));
     }
     return out;
   }
@@ -320,10 +323,10 @@ TEST(Qwen3Model, CountsTheWeightBytesADecodedTokenReads) {
   testing::write_mkmodel_checkpoint(dir.path(), c, 10);
   auto model = load_model(dir.path());
   ASSERT_NE(model, nullptr);
-  const int64_t per_layer = 2 * c.hidden_size + 2 * c.head_dim +
-                            c.hidden_size * c.head_dim * (2 * c.num_attention_heads +
-                                                          2 * c.num_key_value_heads) +
-                            3 * c.hidden_size * c.intermediate_size;
+  const int64_t per_layer =
+      2 * c.hidden_size + 2 * c.head_dim +
+      c.hidden_size * c.head_dim * (2 * c.num_attention_heads + 2 * c.num_key_value_heads) +
+      3 * c.hidden_size * c.intermediate_size;
   const int64_t params = c.num_hidden_layers * per_layer + c.hidden_size +
                          c.vocab_size * c.hidden_size + c.hidden_size;
   EXPECT_EQ(model->weight_bytes_per_token(), static_cast<uint64_t>(params) * 2);

@@ -92,7 +92,8 @@ Tokenizer tiny_tokenizer() {
     "normalizer": null,
     "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
     "decoder": {"type": "ByteLevel"},
-    "model": {"type": "BPE", "vocab": {)" + vocab + R"(}, "merges": []}
+    "model": {"type": "BPE", "vocab": {)" +
+                           vocab + R"(}, "merges": []}
   })";
   auto tokenizer = Tokenizer::from_json(json);
   PIO_CHECK(tokenizer.ok());

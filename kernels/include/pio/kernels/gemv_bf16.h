@@ -46,7 +46,7 @@ GemvIsa best_gemv_isa();
 // calling thread does all the rows). `isa` must be one of available_gemv_isas().
 void gemv_bf16(std::span<const GemvMatrix> matrices, int64_t cols, const uint16_t* x,
                ThreadPool* pool, GemvIsa isa = best_gemv_isa());
-void gemv_bf16(std::span<const GemvMatrix> matrices, int64_t cols, const float* x,
-               ThreadPool* pool, GemvIsa isa = best_gemv_isa());
+void gemv_bf16(std::span<const GemvMatrix> matrices, int64_t cols, const float* x, ThreadPool* pool,
+               GemvIsa isa = best_gemv_isa());
 
 }  // namespace pio::kernels

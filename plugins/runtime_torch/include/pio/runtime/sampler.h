@@ -24,13 +24,13 @@ namespace pio::runtime {
 struct SamplingParams {
   // 0 = greedy (argmax; ties to the lowest id). Otherwise logits are divided by it.
   double temperature = 1.0;
-  int64_t top_k = 0;                 // 0 = off; else keep the k most likely
-  double top_p = 1.0;                // (0, 1]; keep the smallest set with this much probability
-  double min_p = 0.0;                // [0, 1]; drop tokens under min_p x the top probability
-  double repetition_penalty = 1.0;   // > 0; logit/p if positive, logit*p if not (transformers)
-  double presence_penalty = 0.0;     // subtracted once from each token already generated
-  double frequency_penalty = 0.0;    // subtracted per time a token was generated
-  std::optional<uint64_t> seed;      // none: seeded from std::random_device
+  int64_t top_k = 0;                // 0 = off; else keep the k most likely
+  double top_p = 1.0;               // (0, 1]; keep the smallest set with this much probability
+  double min_p = 0.0;               // [0, 1]; drop tokens under min_p x the top probability
+  double repetition_penalty = 1.0;  // > 0; logit/p if positive, logit*p if not (transformers)
+  double presence_penalty = 0.0;    // subtracted once from each token already generated
+  double frequency_penalty = 0.0;   // subtracted per time a token was generated
+  std::optional<uint64_t> seed;     // none: seeded from std::random_device
 
   // The defaults a checkpoint's generation_config.json asks for (greedy unless do_sample).
   static SamplingParams from_generation_config(const GenerationConfig& config);
