@@ -6,7 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "host_fixture.h"
 
@@ -48,13 +50,23 @@ class HostilePluginTest : public testing::HostFixture {
     EXPECT_THAT(status.message(), HasSubstr(why)) << status.to_string();
   }
 
+  // Waits (bounded) until the plugin's worker has been restarted `n` times and is ready.
+  void wait_until_restarted(uint32_t n) {
+    for (int i = 0; i < 500; ++i) {
+      auto status = host_->plugin_status(name_);
+      if (status.ok() && status->restarts >= n && status->state == PluginState::kReady) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << name_ << " was not restarted " << n << " times";
+  }
+
   std::string name_;
 };
 
 TEST_F(HostilePluginTest, SegfaultInInferEndsTheRequestAsWorkerCrashed) {
   start("segv_infer");
   ASSERT_FALSE(HasFailure());
-  expect_crash(infer().status(), "SIGSEGV");
+  expect_crash(infer().status(), "signal 11 (SEGV)");
   expect_echo_answers();
 }
 
@@ -62,7 +74,9 @@ TEST_F(HostilePluginTest, AbortInLoadModelFailsTheActivation) {
   start("abort_load", "{}", /*activate=*/false);
   ASSERT_FALSE(HasFailure());
   Status s = host_->activate_plugin(name_, {.model_path = (root_ / "models" / "echo").string()});
-  expect_crash(s, "SIGABRT");
+  // The worker is PID 1 of its PID namespace, where the kernel drops a self-sent SIGABRT; glibc's
+  // abort() then ends the process with SIGSEGV. Either way it is a crash, reported as such.
+  expect_crash(s, "killed by signal");
   expect_echo_answers();
   EXPECT_EQ(host_->list_plugins()[1].state, PluginState::kStopped);
 }
@@ -90,6 +104,7 @@ TEST_F(HostilePluginTest, AnInfiniteLoopHitsTheDeadlineAndTheWorkerIsReplaced) {
   EXPECT_THAT(s.message(), HasSubstr("plugin \"hostile_spin_infer\""));
   expect_echo_answers();
   // The stuck worker is killed after the grace period and a new one serves text requests.
+  wait_until_restarted(1);
   auto text = host_->generate(name_, "again", {.max_tokens = 10});
   ASSERT_TRUE(text.ok()) << text.status().to_string();
   EXPECT_EQ(text->text, "again");
@@ -127,9 +142,10 @@ TEST_F(HostilePluginTest, AnOutputDescriptorOutsideTheRingIsRefusedAndTheWorkerK
   EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << s.to_string();
   EXPECT_THAT(s.message(), HasSubstr("invalid output"));
   expect_echo_answers();
+  wait_until_restarted(1);
   auto text = host_->generate(name_, "ok", {.max_tokens = 5});
   ASSERT_TRUE(text.ok()) << text.status().to_string();
-  EXPECT_THAT(host_->plugin_status(name_)->last_crash, HasSubstr("killed by host"));
+  EXPECT_THAT(host_->plugin_status(name_)->last_crash, HasSubstr("invalid output"));
 }
 
 TEST_F(HostilePluginTest, ScribblingOverTheArenaNeverHurtsTheHost) {
@@ -179,7 +195,7 @@ TEST_F(HostilePluginTest, ACrashInTheMiddleOfAStreamEndsItAsWorkerCrashed) {
     seen += c.text;
     return true;
   });
-  expect_crash(r.status(), "SIGSEGV");
+  expect_crash(r.status(), "signal 11 (SEGV)");
   EXPECT_EQ(seen, "abc");
   expect_echo_answers();
 }

@@ -67,7 +67,7 @@ TEST_F(SupervisionTest, ACrashedWorkerRestartsAndServesAgain) {
   EXPECT_EQ(status->restarts, 1u);
   EXPECT_EQ(status->crashes, 1u);
   EXPECT_NE(status->pid, pid_before);
-  EXPECT_THAT(status->last_crash, HasSubstr("SIGSEGV"));
+  EXPECT_THAT(status->last_crash, HasSubstr("signal 11 (SEGV)"));
   expect_echo_answers();
 }
 

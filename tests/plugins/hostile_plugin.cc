@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <cstring>
 #include <random>
 #include <string_view>
@@ -36,7 +37,6 @@
 #include "pio/ipc/arena_layout.h"
 #include "pio/ipc/envelope.h"
 #include "pio/ipc/message_lane.h"
-#include "pio/ipc/shm_arena.h"
 #include "pio/ipc/tensor_view.h"
 #include "pio/plugin.hpp"
 
@@ -48,7 +48,6 @@ using pio::sdk::Json;
 
 constexpr std::string_view kMode = HOSTILE_MODE;
 constexpr int kControlFd = 3;  // pio/sandbox/worker_side.h
-constexpr int kArenaFd = 4;
 
 // What the static constructor saw (static_escape).
 int g_inet_socket_errno = -1;
@@ -74,20 +73,35 @@ void crash() {
   *null = 1;
 }
 
+// The worker->host ring of the arena, found from an input tensor: in a fresh worker the first
+// input lies at the very start of the host->worker ring, and the host's arena layout is the
+// default one with 4 MiB rings (the tests' host config). A compromised worker knows as much.
+struct ArenaView {
+  std::byte* base = nullptr;
+  pio::ipc::ArenaLayout layout;
+};
+
+std::optional<ArenaView> arena_from(std::span<const pio::sdk::TensorView> inputs) {
+  if (inputs.empty()) return std::nullopt;
+  pio::ipc::ArenaConfig config;
+  config.host_to_worker_ring_bytes = 4u << 20;
+  config.worker_to_host_ring_bytes = 4u << 20;
+  auto layout = pio::ipc::ArenaLayout::compute(config);
+  if (!layout.ok()) return std::nullopt;
+  auto* input = const_cast<std::byte*>(inputs[0].bytes().data());
+  return ArenaView{input - layout->ring_host_to_worker().offset, *layout};
+}
+
 // Writes envelopes straight into the worker->host lane of the arena, as a compromised worker could.
-void forge_results() {
-  auto arena = pio::ipc::ShmArena::map_existing(pio::UniqueFd(::dup(kArenaFd)), 0);
-  if (!arena.ok()) return;
-  auto layout = pio::ipc::ArenaLayout::read_from(*arena);
-  if (!layout.ok()) return;
-  std::byte* lane = arena->data() + layout->lane_worker_to_host().offset;
-  const uint32_t slots = layout->config().lane_slots;
-  const uint32_t slot_bytes = layout->config().lane_slot_bytes;
+void forge_results(const ArenaView& arena) {
+  std::byte* lane = arena.base + arena.layout.lane_worker_to_host().offset;
+  const uint32_t slots = arena.layout.config().lane_slots;
+  const uint32_t slot_bytes = arena.layout.config().lane_slot_bytes;
   auto* head = reinterpret_cast<std::atomic<uint64_t>*>(lane);
   for (uint64_t id = 1; id <= 16; ++id) {
     flatbuffers::FlatBufferBuilder fbb;
     const int64_t shape[] = {4096};
-    const pio::ipc::RingSlot outside{arena->size() + (1u << 20), 4096};
+    const pio::ipc::RingSlot outside{arena.layout.total_size() + (1u << 20), 4096};
     auto desc = pio::ipc::build_tensor_desc(fbb, "y", pio::wire::DType::U8, shape,
                                             pio::wire::Ring::WorkerToHost, outside);
     if (!desc.ok()) return;
@@ -109,13 +123,11 @@ void forge_results() {
   }
 }
 
-void scribble_arena(std::chrono::milliseconds how_long) {
-  auto arena = pio::ipc::ShmArena::map_existing(pio::UniqueFd(::dup(kArenaFd)), 0);
-  if (!arena.ok()) return;
+void scribble_arena(ArenaView arena, std::chrono::milliseconds how_long) {
   std::mt19937_64 random(42);
   const auto end = std::chrono::steady_clock::now() + how_long;
-  auto* words = reinterpret_cast<uint64_t*>(arena->data());
-  const size_t n = arena->size() / 8;
+  auto* words = reinterpret_cast<uint64_t*>(arena.base);
+  const size_t n = arena.layout.total_size() / 8;
   while (std::chrono::steady_clock::now() < end) {
     for (int i = 0; i < 4096; ++i) words[random() % n] = random();
   }
@@ -164,7 +176,7 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
       std::this_thread::sleep_for(std::chrono::seconds(30));
     }
     if (kMode == "bad_descriptor") {
-      forge_results();
+      if (auto arena = arena_from(inputs)) forge_results(*arena);
       std::this_thread::sleep_for(std::chrono::seconds(30));
     }
     if (kMode == "huge_output") {
@@ -174,7 +186,11 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
       return pio::ok_status();
     }
     std::thread scribbler;
-    if (kMode == "scribble") scribbler = std::thread([] { scribble_arena(std::chrono::milliseconds(300)); });
+    if (kMode == "scribble") {
+      if (auto arena = arena_from(inputs)) {
+        scribbler = std::thread([a = *arena] { scribble_arena(a, std::chrono::milliseconds(300)); });
+      }
+    }
     for (const auto& input : inputs) {
       PIO_ASSIGN_OR_RETURN(auto out, call.allocate_output(input.name(), input.dtype(), input.shape()));
       if (!out.empty()) std::memcpy(out.data(), input.bytes().data(), out.size());
