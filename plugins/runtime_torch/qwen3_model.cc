@@ -90,10 +90,11 @@ struct Qwen3Model::Impl {
                      bool all_logits) {
     const c10::InferenceMode inference;
     const auto tokens = static_cast<int64_t>(ids.size());
-    // One token: libtorch's ops here are tiny, yet some (bmm) open an OpenMP region per call,
-    // whose waking and spinning threads then fight the GEMV pool for the cores (decode ran 5x
-    // slower). So one OpenMP thread for decode; all of them for prefill's big matmuls.
-    omp_set_num_threads(tokens == 1 ? 1 : options.threads);
+    // Decoding one token through the GEMV kernel, libtorch's ops are tiny, yet some (bmm) open
+    // an OpenMP region per call, whose waking and spinning threads then fight the GEMV pool for
+    // the cores (decode ran 5x slower): one OpenMP thread then. Prefill's big matmuls, and fp32
+    // decode (whose GEMVs are OpenBLAS's, on OpenMP), get them all.
+    omp_set_num_threads(tokens == 1 && use_gemv() ? 1 : options.threads);
     const double eps = config.rms_norm_eps;
     const int64_t heads = config.num_attention_heads;
     const int64_t kv_heads = config.num_key_value_heads;
