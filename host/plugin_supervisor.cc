@@ -294,14 +294,15 @@ void PluginSupervisor::become_ready() {
   while (!queue_.empty() && state_ == PluginState::kReady) {
     Queued q = std::move(queue_.front());
     queue_.pop_front();
-    send_request(q.id, std::move(q.submission));
+    q.timer->cancel();
+    send_request(q.id, std::move(q.submission), q.deadline);
   }
 }
 
 void PluginSupervisor::submit(uint64_t id, Submission submission) {
   switch (state_) {
     case PluginState::kReady:
-      return send_request(id, std::move(submission));
+      return send_request(id, std::move(submission), Clock::now() + deadline_of(submission));
     case PluginState::kStarting:
     case PluginState::kCrashed:
     case PluginState::kBackoff:
@@ -310,8 +311,26 @@ void PluginSupervisor::submit(uint64_t id, Submission submission) {
         return submission.on_fail(resource_exhausted_error(
             fmt::format("{}: {} requests already wait for the worker to restart; retry later", who(), kMaxQueued)));
       }
-      queue_.push_back({id, std::move(submission)});
+    {
+      Queued q{id, std::move(submission), {}, std::make_unique<boost::asio::steady_timer>(io_)};
+      q.deadline = Clock::now() + deadline_of(q.submission);
+      q.timer->expires_at(q.deadline);
+      q.timer->async_wait([self = weak_from_this(), id](const boost::system::error_code& ec) {
+        auto s = self.lock();
+        if (ec || !s) return;
+        for (auto it = s->queue_.begin(); it != s->queue_.end(); ++it) {
+          if (it->id != id) continue;
+          auto waiting = std::move(it->submission);
+          s->queue_.erase(it);
+          return waiting.on_fail(deadline_exceeded_error(fmt::format(
+              "{}: the request's deadline passed while it waited for the worker to (re)start "
+              "(state {})",
+              s->who(), plugin_state_name(s->state_))));
+        }
+      });
+      queue_.push_back(std::move(q));
       return;
+    }
     case PluginState::kDraining:
     case PluginState::kStopped:
       return submission.on_fail(failed_precondition_error(
@@ -324,7 +343,11 @@ void PluginSupervisor::submit(uint64_t id, Submission submission) {
   }
 }
 
-void PluginSupervisor::send_request(uint64_t id, Submission submission) {
+std::chrono::milliseconds PluginSupervisor::deadline_of(const Submission& submission) const {
+  return submission.deadline.count() > 0 ? submission.deadline : settings_.request_deadline;
+}
+
+void PluginSupervisor::send_request(uint64_t id, Submission submission, Clock::time_point deadline) {
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<ipc::RingSlot> slots;
   Status built = submission.build(id, *current_, fbb, slots);
@@ -334,11 +357,10 @@ void PluginSupervisor::send_request(uint64_t id, Submission submission) {
     return submission.on_fail(built);
   }
   InFlight& entry = in_flight_[id];
-  const auto deadline = submission.deadline.count() > 0 ? submission.deadline : settings_.request_deadline;
   entry.submission = std::move(submission);
   entry.slots = std::move(slots);
   entry.timer = std::make_unique<boost::asio::steady_timer>(io_);
-  entry.timer->expires_after(deadline);
+  entry.timer->expires_at(deadline);
   entry.timer->async_wait([self = weak_from_this(), id](const boost::system::error_code& ec) {
     auto s = self.lock();
     if (!ec && s) s->on_deadline(id);
@@ -382,6 +404,7 @@ void PluginSupervisor::cancel(uint64_t id) {
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
     if (it->id == id) {
       auto submission = std::move(it->submission);
+      it->timer->cancel();
       queue_.erase(it);
       submission.on_fail(cancelled_error(fmt::format("{}: cancelled before it started", who())));
       return;
@@ -458,7 +481,10 @@ void PluginSupervisor::fail_all(const Status& status) {
   }
   auto queue = std::move(queue_);
   queue_.clear();
-  for (auto& q : queue) q.submission.on_fail(status);
+  for (auto& q : queue) {
+    q.timer->cancel();
+    q.submission.on_fail(status);
+  }
 }
 
 void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::WorkerExit& exit) {
@@ -550,6 +576,7 @@ void PluginSupervisor::stop(std::function<void()> on_stopped) {
     auto queue = std::move(queue_);
     queue_.clear();
     for (auto& q : queue) {
+      q.timer->cancel();
       q.submission.on_fail(unavailable_error(fmt::format("{} is being deactivated", who())));
     }
   }

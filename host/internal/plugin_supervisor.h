@@ -109,9 +109,12 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
     std::unique_ptr<boost::asio::steady_timer> timer;
     bool abandoned = false;  // failed at its deadline; the worker still owes an answer
   };
+  // A request waiting for a (re)starting worker; its deadline runs while it waits.
   struct Queued {
     uint64_t id;
     Submission submission;
+    std::chrono::steady_clock::time_point deadline;
+    std::unique_ptr<boost::asio::steady_timer> timer;
   };
 
   void spawn_worker();
@@ -120,7 +123,9 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
   void on_worker_exit(uint64_t generation, const sandbox::WorkerExit& exit);
   void begin_initialize();
   void become_ready();
-  void send_request(uint64_t id, Submission submission);
+  // `deadline`: when the request must be done (a queued one has already waited part of it).
+  void send_request(uint64_t id, Submission submission, std::chrono::steady_clock::time_point deadline);
+  std::chrono::milliseconds deadline_of(const Submission& submission) const;
   void finish_request(uint64_t id);
   void on_deadline(uint64_t id);
   void kill_worker(std::string reason);

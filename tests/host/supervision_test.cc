@@ -71,6 +71,16 @@ TEST_F(SupervisionTest, ACrashedWorkerRestartsAndServesAgain) {
   expect_echo_answers();
 }
 
+TEST_F(SupervisionTest, ARequestWaitingForARestartStillEndsAtItsDeadline) {
+  start_segv(R"({"max_crashes": 5, "backoff_initial_ms": 3000, "backoff_max_ms": 3000})");
+  ASSERT_FALSE(HasFailure());
+  EXPECT_EQ(crash_once().code(), ErrorCode::kWorkerCrashed);
+  auto r = host_->generate("hostile_segv_infer", "late", {.max_tokens = 5, .deadline = std::chrono::milliseconds(200)});
+  EXPECT_EQ(r.status().code(), ErrorCode::kDeadlineExceeded) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("while it waited for the worker to (re)start (state backoff)"));
+  expect_echo_answers();
+}
+
 TEST_F(SupervisionTest, APluginThatKeepsCrashingIsQuarantinedUntilReactivated) {
   start_segv(R"({"max_crashes": 3, "window_ms": 60000, "backoff_initial_ms": 5, "backoff_max_ms": 20})");
   ASSERT_FALSE(HasFailure());
