@@ -146,5 +146,21 @@ TEST_F(HostTest, ActivatingTwiceOrAnUnknownPluginSaysWhatToDo) {
   EXPECT_THAT(unknown.message(), HasSubstr("discover_and_load_plugins"));
 }
 
+// Seed-style code: one process-wide Host found through get_plugin_manager(), plugin folders from
+// $PIO_PLUGIN_PATH, the worker and policies of this build tree, the host's own cgroup.
+TEST_F(HostTest, GetPluginManagerServesSeedStyleCode) {
+  ASSERT_EQ(setenv("PIO_PLUGIN_PATH", (root_ / "plugins").c_str(), 1), 0);
+  Host& pm = get_plugin_manager();
+  EXPECT_EQ(&pm, &get_plugin_manager());
+  DiscoveryReport report = pm.discover_and_load_plugins();
+  EXPECT_THAT(report.loaded, ::testing::Contains("echo"));
+  Status activated = pm.activate_plugin("echo");
+  ASSERT_TRUE(activated.ok()) << activated.to_string();
+  auto text = pm.generate("echo", "seed", {.max_tokens = 10});
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  EXPECT_EQ(text->text, "seed");
+  ASSERT_TRUE(pm.deactivate_plugin("echo").ok());
+}
+
 }  // namespace
 }  // namespace pio::host
