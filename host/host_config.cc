@@ -27,9 +27,10 @@ std::filesystem::path from_env(const char* name) {
   return value != nullptr ? std::filesystem::path(value) : std::filesystem::path();
 }
 
-Result<sandbox::TrustLevel> parse_trust_level(JsonFields& fields) {
+// The trust level named by "trust_level", or `fallback` when the field is absent.
+Result<sandbox::TrustLevel> parse_trust_level(JsonFields& fields, sandbox::TrustLevel fallback) {
   PIO_ASSIGN_OR_RETURN(auto name, fields.string("trust_level"));
-  if (!name.has_value()) return sandbox::TrustLevel::kLow;
+  if (!name.has_value()) return fallback;
   for (auto level : {sandbox::TrustLevel::kLow, sandbox::TrustLevel::kMedium,
                      sandbox::TrustLevel::kHigh, sandbox::TrustLevel::kMaximum}) {
     if (*name == sandbox::trust_level_name(level)) return level;
@@ -48,11 +49,7 @@ Result<PluginSettings> parse_settings(const nlohmann::json& object, const std::s
                                       const std::string& path, const PluginSettings& base) {
   JsonFields fields(object, source, path);
   PluginSettings s = base;
-  if (fields.has("trust_level")) {
-    PIO_ASSIGN_OR_RETURN(s.trust_level, parse_trust_level(fields));
-  } else {
-    (void)fields.string("trust_level");
-  }
+  PIO_ASSIGN_OR_RETURN(s.trust_level, parse_trust_level(fields, base.trust_level));
   PIO_ASSIGN_OR_RETURN(auto roots, fields.string_array("model_roots"));
   if (roots.has_value()) {
     s.model_roots.clear();

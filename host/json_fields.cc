@@ -31,8 +31,6 @@ Status JsonFields::error(std::string_view key, std::string_view what) const {
   return invalid_argument_error(fmt::format("{}: field \"{}\": {}", source_, field_path(key), what));
 }
 
-bool JsonFields::has(std::string_view key) const { return object_.contains(key); }
-
 const nlohmann::json* JsonFields::member(std::string_view key) {
   seen_.emplace(key);
   auto it = object_.find(key);

@@ -246,7 +246,7 @@ void PluginSupervisor::on_message(ipc::InboundMessage& message) {
       init_id_ = next_id_++;
       flatbuffers::FlatBufferBuilder fbb;
       ipc::finish_envelope(fbb, init_id_, wire::Message::LoadModel,
-                           wire::CreateLoadModelDirect(fbb, model_path_->c_str(), "{}").Union());
+                           wire::CreateLoadModelDirect(fbb, model_path_->c_str(), config_json_.c_str()).Union());
       (void)send(fbb);
       return;
     }

@@ -26,7 +26,6 @@ class JsonFields {
   static Status expect_object(const nlohmann::json& value, std::string_view source,
                               std::string_view path);
 
-  bool has(std::string_view key) const;
   Result<std::optional<std::string>> string(std::string_view key);
   Result<std::optional<bool>> boolean(std::string_view key);
   Result<std::optional<uint64_t>> unsigned_integer(std::string_view key, uint64_t max = UINT64_MAX);
