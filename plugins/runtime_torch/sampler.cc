@@ -23,11 +23,7 @@ uint64_t splitmix64(uint64_t& x) {
 
 uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-struct Candidate {
-  int32_t id;
-  double logit;  // after penalties and temperature
-  double prob = 0.0;
-};
+using Candidate = Sampler::Candidate;
 
 // Most likely first; equal logits by id, so the order (and every draw) is deterministic.
 bool more_likely(const Candidate& a, const Candidate& b) {
@@ -120,21 +116,24 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
         static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) - raw_log_norm)};
   };
 
-  std::vector<Candidate> c(logits.size());
-  for (int32_t i = 0; i < vocab; ++i)
-    c[static_cast<size_t>(i)] = {i, logits[static_cast<size_t>(i)]};
+  std::vector<Candidate>& c = candidates_;
+  c.resize(logits.size());
+  for (int32_t i = 0; i < vocab; ++i) {
+    c[static_cast<size_t>(i)] = {i, logits[static_cast<size_t>(i)], 0.0};
+  }
 
   // Penalties act on the raw logits of tokens already seen.
   const SamplingParams& p = params_;
   if (p.repetition_penalty != 1.0) {
-    std::vector<bool> seen(logits.size(), false);
+    std::vector<uint8_t>& seen = seen_;
+    seen.assign(logits.size(), 0);
     for (auto ids : {prompt, generated}) {
       for (const int32_t id : ids) {
-        if (id >= 0 && id < vocab) seen[static_cast<size_t>(id)] = true;
+        if (id >= 0 && id < vocab) seen[static_cast<size_t>(id)] = 1;
       }
     }
     for (Candidate& x : c) {
-      if (!seen[static_cast<size_t>(x.id)]) continue;
+      if (seen[static_cast<size_t>(x.id)] == 0) continue;
       x.logit = x.logit > 0 ? x.logit / p.repetition_penalty : x.logit * p.repetition_penalty;
     }
   }

@@ -15,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "pio/ipc/status.h"
 #include "pio/runtime/generation_config.h"
@@ -54,9 +55,20 @@ class Sampler {
 
   const SamplingParams& params() const { return params_; }
 
+  // One token in play while sampling (used inside sample(); public only for its helpers).
+  struct Candidate {
+    int32_t id;
+    double logit;  // after penalties and temperature
+    double prob;
+  };
+
  private:
   uint64_t next_u64();
   double next_unit();  // uniform in [0, 1) with 53 random bits
+
+  // Reused between calls: a fresh vocabulary-sized buffer per token costs page faults.
+  std::vector<Candidate> candidates_;
+  std::vector<uint8_t> seen_;
 
   SamplingParams params_;
   uint64_t state_[4];
