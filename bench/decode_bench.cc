@@ -85,7 +85,8 @@ float sum_floats(const float* p, size_t n) {
 }
 
 // A sum over 1 GiB on kThreads threads (each reads its half), as a weight stream would. The
-// buffer is made once (huge pages, pre-faulted) and kept for the paired measurements below.
+// buffer is made once (huge pages, pre-faulted) and kept for the measurements interleaved with
+// decode below.
 double measure_read_gbps() {
   static float* data = [] {
     void* mem =
@@ -315,9 +316,9 @@ void BM_Summary(benchmark::State& state) {
   std::printf(
       "\ndecode summary (Qwen3-0.6B shape, bf16, %d threads, same run):\n"
       "  read bandwidth        %6.1f GB/s   weights per token %.0f MB   bound %.1f tok/s\n"
-      "  decode (batch 1)      %6.1f tok/s  = %.2f x bound (target >= 0.6); %.2f x the bound "
-      "measured\n"
-      "                                     just before each decode run (median of the pairs)\n"
+      "  decode (batch 1)      %6.1f tok/s  = %.2f x bound (target >= 0.6)\n"
+      "                                     = %.2f x the bound of bandwidth passes interleaved\n"
+      "                                       with the decode (the machine is shared)\n"
       "  decode, libtorch GEMV %6.1f tok/s  (the kernel is %.2f x faster)\n"
       "  GEMV kernel alone     %6.1f GB/s   = %.2f x read bandwidth (all weights, no forward "
       "pass)\n"
