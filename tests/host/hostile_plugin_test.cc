@@ -207,5 +207,13 @@ TEST_F(HostilePluginTest, ExitZeroDuringARequestIsACrash) {
   expect_echo_answers();
 }
 
+TEST_F(HostilePluginTest, AWorkerThatStopsListeningIsKilledForMissedHeartbeats) {
+  start("stall_reader", R"({"request_deadline_ms": 30000, "heartbeat_interval_ms": 100, "heartbeat_misses": 3})");
+  ASSERT_FALSE(HasFailure());
+  // Only the heartbeats can end this request before its 30 s deadline.
+  expect_crash(infer().status(), "heartbeats in a row went unanswered");
+  expect_echo_answers();
+}
+
 }  // namespace
 }  // namespace pio::host

@@ -17,11 +17,15 @@
 //   slow_drip         generate_text emits one character every 300 ms
 //   crash_mid_stream  generate_text emits three tokens, then dereferences a null pointer
 //   exit_in_request   infer calls exit(0)
+//   stall_reader      infer parks every other thread of the worker (its channel reader included)
+//                     in a signal handler that never returns, then sleeps: only heartbeats can
+//                     tell that the worker stopped listening
 
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,6 +137,22 @@ void scribble_arena(ArenaView arena, std::chrono::milliseconds how_long) {
   }
 }
 
+void park_forever(int) {
+  for (;;) ::pause();
+}
+
+// Signals every other thread of this process into park_forever. The worker is PID 1 of its own
+// PID namespace, so its threads have small ids.
+void stall_other_threads() {
+  struct sigaction action {};
+  action.sa_handler = park_forever;
+  ::sigaction(SIGUSR1, &action, nullptr);
+  const pid_t self = ::gettid();
+  for (pid_t tid = 1; tid < 256; ++tid) {
+    if (tid != self) ::syscall(SYS_tgkill, ::getpid(), tid, SIGUSR1);
+  }
+}
+
 class HostilePlugin final : public pio::sdk::TextModelPlugin {
  public:
   static constexpr const char* kPluginName = HOSTILE_NAME;
@@ -174,6 +194,10 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
       const char garbage[] = "this is not a flatbuffer";
       for (int i = 0; i < 256; ++i) ::send(kControlFd, garbage, sizeof(garbage), MSG_DONTWAIT);
       std::this_thread::sleep_for(std::chrono::seconds(30));
+    }
+    if (kMode == "stall_reader") {
+      stall_other_threads();
+      std::this_thread::sleep_for(std::chrono::seconds(60));
     }
     if (kMode == "bad_descriptor") {
       if (auto arena = arena_from(inputs)) forge_results(*arena);
