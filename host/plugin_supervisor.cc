@@ -87,6 +87,7 @@ void PluginSupervisor::spawn_worker() {
     sandbox::WorkerExit none;
     none.kind = sandbox::ExitKind::kKilledByHost;
     w->kill_reason = status.to_string();
+    w->spawn_error = status;
     boost::asio::post(io_, [self = weak_from_this(), gen, none] {
       if (auto s = self.lock()) s->on_worker_exit(gen, none);
     });
@@ -523,7 +524,8 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
     return;
   }
   if (on_ready_) {  // the first start failed: activation reports it, nothing restarts
-    const Status status = worker_crashed_error(what);
+    const Status status = w->spawn_error.ok() ? worker_crashed_error(what)
+                                              : w->spawn_error.with_context(who());
     fail_all(status);
     set_state(PluginState::kStopped);
     auto cb = std::move(on_ready_);

@@ -49,6 +49,7 @@ struct WorkerIncarnation {
   std::optional<ipc::ShmRing> input_ring;
   bool hello_seen = false;
   std::string kill_reason;  // why the host killed it, when it did
+  Status spawn_error;       // why it never started (no process then)
   std::chrono::steady_clock::time_point spawned_at;
 };
 

@@ -5,7 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -144,6 +147,21 @@ TEST_F(HostTest, ActivatingTwiceOrAnUnknownPluginSaysWhatToDo) {
   Status unknown = host_->activate_plugin("nope");
   EXPECT_EQ(unknown.code(), ErrorCode::kNotFound);
   EXPECT_THAT(unknown.message(), HasSubstr("discover_and_load_plugins"));
+}
+
+TEST_F(HostTest, AWorkerThatCannotBeStartedFailsTheActivationNamingTheStep) {
+  const fs::path fake = root_ / "not-a-worker";
+  std::ofstream(fake) << "not an executable";
+  chmod(fake.c_str(), 0755);
+  make_host(R"({"worker_path": ")" + fake.string() + R"("})");
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(host_->register_plugin(root_ / "plugins" / "echo").ok());
+  Status s = host_->activate_plugin("echo");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.code(), ErrorCode::kWorkerCrashed) << s.to_string();
+  EXPECT_THAT(s.message(), HasSubstr("plugin \"echo\"")) << s.to_string();
+  EXPECT_THAT(s.message(), HasSubstr("exec")) << s.to_string();
+  EXPECT_EQ(host_->list_plugins()[0].state, PluginState::kStopped);
 }
 
 // Seed-style code: one process-wide Host found through get_plugin_manager(), plugin folders from
