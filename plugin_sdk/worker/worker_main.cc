@@ -93,17 +93,6 @@ int fail_early(WorkerExitCode code, const Status& status) {
   return static_cast<int>(code);
 }
 
-// The arena stays mapped, but its descriptor must not survive into plugin code (a writable memfd
-// could be mapped executable). ShmArena keeps the fd it mapped, so the descriptor number is
-// pointed at /dev/null instead: the memfd is closed and ShmArena later closes a harmless fd.
-Status retire_arena_fd(const pio::ipc::ShmArena& arena) {
-  pio::UniqueFd null_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!null_fd) return pio::errno_status("arena: open /dev/null", errno);
-  if (dup3(null_fd.get(), arena.fd(), O_CLOEXEC) < 0)
-    return pio::errno_status("arena: dup3", errno);
-  return pio::ok_status();
-}
-
 pio::Result<pio::sdk::worker::ModelRoots> open_model_roots(
     const std::vector<std::filesystem::path>& paths) {
   pio::sdk::worker::ModelRoots roots;
@@ -138,7 +127,9 @@ int run(int argc, char** argv) {
                                         layout->ring_worker_to_host().size);
   if (!ring.ok())
     return fail(*channel, WorkerExitCode::kArena, ring.status().with_context("arena"));
-  if (Status s = retire_arena_fd(*arena); !s.ok()) return fail(*channel, WorkerExitCode::kArena, s);
+  // The arena stays mapped, but its descriptor must not survive into plugin code (a writable
+  // memfd could be mapped executable).
+  arena->close_fd();
   auto roots = open_model_roots(options->model_roots);
   if (!roots.ok()) return fail(*channel, WorkerExitCode::kUsage, roots.status());
 

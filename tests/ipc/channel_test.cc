@@ -1,5 +1,7 @@
 #include "pio/ipc/channel.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -234,6 +236,36 @@ TEST(Channel, SendToADeadPeerReportsUnavailable) {
                             deadline_after(1s));
   }
   EXPECT_EQ(s.code(), ErrorCode::kUnavailable) << s.to_string();
+}
+
+TEST(ShmArena, ClosingTheDescriptorKeepsTheMappingUsable) {
+  auto arena = ShmArena::create("close-fd", 8192);
+  ASSERT_TRUE(arena.ok());
+  const int fd = arena->fd();
+  arena->data()[100] = std::byte{42};
+  arena->close_fd();
+  EXPECT_EQ(arena->fd(), -1);
+  EXPECT_EQ(fcntl(fd, F_GETFD), -1);  // really closed
+  EXPECT_EQ(arena->data()[100], std::byte{42});
+  arena->data()[8191] = std::byte{7};
+}
+
+TEST(ShmArena, MappingAnUnsealedDescriptorIsRefused) {
+  UniqueFd fd(memfd_create("unsealed", MFD_CLOEXEC));
+  ASSERT_TRUE(fd);
+  ASSERT_EQ(ftruncate(fd.get(), 8192), 0);
+  auto arena = ShmArena::map_existing(std::move(fd), 4096);
+  ASSERT_FALSE(arena.ok());
+  EXPECT_NE(arena.status().message().find("not sealed"), std::string::npos)
+      << arena.status().message();
+}
+
+TEST(ShmArena, MappingAnArenaSmallerThanExpectedIsRefused) {
+  auto arena = ShmArena::create("small", 4096);
+  ASSERT_TRUE(arena.ok());
+  auto again = ShmArena::map_existing(UniqueFd(dup(arena->fd())), 1 << 20);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().message().find("smaller than"), std::string::npos);
 }
 
 }  // namespace

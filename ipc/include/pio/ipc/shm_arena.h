@@ -31,6 +31,10 @@ class ShmArena {
   ShmArena& operator=(const ShmArena&) = delete;
   ~ShmArena();
 
+  // Closes the memfd; the mapping stays valid. A worker does this before it runs plugin code,
+  // so the plugin cannot map the arena again (for instance executable). fd() is -1 afterwards.
+  void close_fd() { fd_.reset(); }
+
   std::byte* data() const { return base_; }
   size_t size() const { return size_; }
   int fd() const { return fd_.get(); }
