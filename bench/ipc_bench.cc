@@ -1,7 +1,7 @@
 // bench_ipc: the control channel and the tensor rings between two real processes, each figure
 // next to its baseline measured in the same run:
-//   ChannelRoundTrip        empty request through the channel, vs RawSocketPingPong and
-//                           RawFutexPingPong (1 byte / one word, between the same two processes)
+//   ChannelRoundTrip        empty request through the channel, vs RawSocketPingPong and the two
+//                           raw futex ping-pongs (1 byte / one word, same two processes)
 //   SendTensor/64MiB        host->worker until the worker holds a validated view, vs Memcpy/64MiB
 //   OutputHandover/N        request to a validated view of the worker-written output, minus the
 //                           worker's own time writing it: delivery + hand-over, which must not
@@ -169,23 +169,39 @@ void BM_RawSocketPingPong(benchmark::State& state) {
   report(state, samples, "raw_socket_ping_pong");
 }
 
-void BM_RawFutexPingPong(benchmark::State& state) {
+// Both futex variants between the same two processes: `always_wake` calls FUTEX_WAKE on every
+// post (the ~2 us round trip the targets cite), the other wakes only a peer that announced it
+// sleeps (a pure shared-memory ping-pong while both spin).
+void run_futex_ping_pong(benchmark::State& state, bool always_wake, const std::string& name) {
   Peer& peer = Peer::get();
   std::memset(peer.futex, 0, sizeof(*peer.futex));
   const int64_t rounds = state.max_iterations;
-  peer.command(bench::kFutexPingPong, std::to_string(rounds));
+  peer.command(always_wake ? bench::kFutexAlwaysWakePingPong : bench::kFutexPingPong,
+               std::to_string(rounds));
   Samples samples;
   uint32_t i = 0;
   for (auto _ : state) {
     ++i;
     const auto t0 = ipc::Clock::now();
-    bench::futex_post(&peer.futex->ping, &peer.futex->ping_sleeping, i);
+    if (always_wake) {
+      bench::futex_post_always_wake(&peer.futex->ping, i);
+    } else {
+      bench::futex_post(&peer.futex->ping, &peer.futex->ping_sleeping, i);
+    }
     bench::futex_await(&peer.futex->pong, &peer.futex->pong_sleeping, i);
     const auto d = ipc::Clock::now() - t0;
     samples.add(d);
     state.SetIterationTime(std::chrono::duration<double>(d).count());
   }
-  report(state, samples, "raw_futex_ping_pong");
+  report(state, samples, name);
+}
+
+void BM_RawFutexPingPong(benchmark::State& state) {
+  run_futex_ping_pong(state, false, "raw_futex_ping_pong");
+}
+
+void BM_RawFutexAlwaysWakePingPong(benchmark::State& state) {
+  run_futex_ping_pong(state, true, "raw_futex_always_wake_ping_pong");
 }
 
 // A private, pre-faulted source buffer for the tensor benchmarks.
@@ -290,16 +306,22 @@ void BM_Summary(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(figures().size());
   auto& f = figures();
   auto ratio = [&](const char* a, const char* b) { return f[b] > 0 ? f[a] / f[b] : 0.0; };
-  state.counters["rt_vs_futex"] = ratio("channel_round_trip.p50_us", "raw_futex_ping_pong.p50_us");
+  state.counters["rt_vs_futex"] =
+      ratio("channel_round_trip.p50_us", "raw_futex_always_wake_ping_pong.p50_us");
+  state.counters["rt_vs_spin_futex"] =
+      ratio("channel_round_trip.p50_us", "raw_futex_ping_pong.p50_us");
   state.counters["rt_vs_socket"] = ratio("channel_round_trip.p50_us", "raw_socket_ping_pong.p50_us");
   state.counters["send64_vs_memcpy"] = ratio("send_tensor_64MiB.p50_us", "memcpy_64MiB.p50_us");
   state.counters["handover_64M_vs_4K"] = ratio("output_handover_64MiB.p50_us", "output_handover_4KiB.p50_us");
   std::printf(
       "\nipc summary (p50, same run):\n"
-      "  channel round trip    %8.2f us   raw futex %8.2f us   raw socket %8.2f us   ratio vs futex %.2f (target <= 2)\n"
+      "  channel round trip    %8.2f us   raw futex %8.2f us (spin-only %.2f us)   raw socket %8.2f us\n"
+      "                        ratio vs futex %.2f (target <= 2), vs spin-only futex %.2f\n"
       "  send 64 MiB tensor    %8.0f us   one memcpy %7.0f us   ratio %.2f (target <= 1.2)\n"
       "  output hand-over      4 KiB %.2f us   1 MiB %.2f us   64 MiB %.2f us   64M/4K %.2f (target ~1)\n",
-      f["channel_round_trip.p50_us"], f["raw_futex_ping_pong.p50_us"], f["raw_socket_ping_pong.p50_us"],
+      f["channel_round_trip.p50_us"], f["raw_futex_always_wake_ping_pong.p50_us"],
+      f["raw_futex_ping_pong.p50_us"], f["raw_socket_ping_pong.p50_us"],
+      ratio("channel_round_trip.p50_us", "raw_futex_always_wake_ping_pong.p50_us"),
       ratio("channel_round_trip.p50_us", "raw_futex_ping_pong.p50_us"), f["send_tensor_64MiB.p50_us"],
       f["memcpy_64MiB.p50_us"], ratio("send_tensor_64MiB.p50_us", "memcpy_64MiB.p50_us"),
       f["output_handover_4KiB.p50_us"], f["output_handover_1MiB.p50_us"], f["output_handover_64MiB.p50_us"],
@@ -308,6 +330,7 @@ void BM_Summary(benchmark::State& state) {
 
 BENCHMARK(BM_RawSocketPingPong)->UseManualTime()->Iterations(20000);
 BENCHMARK(BM_RawFutexPingPong)->UseManualTime()->Iterations(20000);
+BENCHMARK(BM_RawFutexAlwaysWakePingPong)->UseManualTime()->Iterations(20000);
 BENCHMARK(BM_ChannelRoundTrip)->UseManualTime()->Iterations(20000);
 BENCHMARK(BM_Memcpy)->UseManualTime()->Arg(64 << 20)->Iterations(60);
 BENCHMARK(BM_SendTensor)->UseManualTime()->Arg(64 << 20)->Iterations(60);

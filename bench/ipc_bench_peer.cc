@@ -107,6 +107,11 @@ int main() {
             bench::futex_await(&futex->ping, &futex->ping_sleeping, static_cast<uint32_t>(i));
             bench::futex_post(&futex->pong, &futex->pong_sleeping, static_cast<uint32_t>(i));
           }
+        } else if (command == bench::kFutexAlwaysWakePingPong) {
+          for (long long i = 1; i <= arg; ++i) {
+            bench::futex_await(&futex->ping, &futex->ping_sleeping, static_cast<uint32_t>(i));
+            bench::futex_post_always_wake(&futex->pong, static_cast<uint32_t>(i));
+          }
         }
         break;
       }

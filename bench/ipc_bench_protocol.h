@@ -20,6 +20,9 @@ inline constexpr const char* kConsume = "consume";          // validate the inpu
 inline constexpr const char* kProduce = "produce";          // params_json = byte count
 inline constexpr const char* kSocketPingPong = "socket-pingpong";  // params_json = rounds
 inline constexpr const char* kFutexPingPong = "futex-pingpong";    // params_json = rounds
+// The same with FUTEX_WAKE on every post, as limits.md's "futexspin (always wakes)": the ~2 us
+// futex round trip the ipc targets are stated against.
+inline constexpr const char* kFutexAlwaysWakePingPong = "futex-always-wake-pingpong";
 
 // The futex page: the host posts `ping`, the peer answers in `pong`; each side announces that
 // it sleeps, and the poster wakes only an announced sleeper.
@@ -35,6 +38,11 @@ inline void futex_post(uint32_t* word, uint32_t* sleeping, uint32_t value) {
   if (std::atomic_ref<uint32_t>(*sleeping).exchange(0, std::memory_order_seq_cst) != 0) {
     syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
   }
+}
+
+inline void futex_post_always_wake(uint32_t* word, uint32_t value) {
+  std::atomic_ref<uint32_t>(*word).store(value, std::memory_order_seq_cst);
+  syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
 }
 
 inline void futex_await(uint32_t* word, uint32_t* sleeping, uint32_t value) {

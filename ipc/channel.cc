@@ -46,8 +46,11 @@ Result<short> wait_for(int fd, short events, Deadline deadline) {
 
 void Channel::prepare_arena(ShmArena& arena, const ArenaLayout& layout) {
   layout.write_to(arena);
-  MessageLane::initialize(arena.data() + layout.lane_host_to_worker().offset);
-  MessageLane::initialize(arena.data() + layout.lane_worker_to_host().offset);
+  const auto& cfg = layout.config();
+  MessageLane::initialize(arena.data() + layout.lane_host_to_worker().offset, cfg.lane_slots,
+                          cfg.lane_slot_bytes);
+  MessageLane::initialize(arena.data() + layout.lane_worker_to_host().offset, cfg.lane_slots,
+                          cfg.lane_slot_bytes);
 }
 
 Result<Channel> Channel::create(UniqueFd socket, const ShmArena& arena, const ArenaLayout& layout,

@@ -119,23 +119,32 @@ TEST_F(HostileChannel, UnknownSlotKindIsAViolation) {
   expect_violation("unknown kind 9");
 }
 
-TEST_F(HostileChannel, HeadIndexPastTheRingIsAViolation) {
-  lane_word(lane_, 0).store(1000);  // 1000 messages published into 16 slots
-  expect_violation("impossible");
+// The first slot's sequence word: the number of the message it holds (1-based).
+constexpr uint64_t kFirstSlotSequence = MessageLane::kSlotsOffset + 8;
+
+TEST_F(HostileChannel, SlotNumberFromAFutureLapIsAViolation) {
+  lane_word(lane_, kFirstSlotSequence).store(1000);  // message 1000 in a 16-slot lane at start
+  expect_violation("holds message number 1000");
 }
 
-TEST_F(HostileChannel, HeadIndexGoingBackwardsIsAViolation) {
+TEST_F(HostileChannel, SlotNumberGoingBackwardsIsAViolation) {
   for (uint64_t i = 0; i < 3; ++i) {
     ASSERT_TRUE(peer_writer_.try_push(LaneSlotKind::kInline, heartbeat(i)).ok());
   }
   InboundMessage in;
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(host_->receive(&in, deadline_after(2s)).ok());
-  lane_word(lane_, 0).store(1);
-  expect_violation("impossible");
+  // Slot 3 claims message 2, which was read already.
+  const uint32_t slot_bytes = layout_->config().lane_slot_bytes;
+  lane_word(lane_, kFirstSlotSequence + 3 * slot_bytes).store(2);
+  expect_violation("holds message number 2");
 }
 
 TEST_F(HostileChannel, TailIndexThePeerCannotHaveReachedIsAViolationForTheSender) {
   std::byte* h2w = arena_->data() + layout_->lane_host_to_worker().offset;
+  // Fill the lane so the sender must look at the consumer's tail again.
+  for (uint32_t i = 0; i < layout_->config().lane_slots; ++i) {
+    ASSERT_TRUE(host_->send(heartbeat(i)).ok());
+  }
   lane_word(h2w, 64).store(12345);  // the worker "consumed" messages never sent
   Status s = host_->send(heartbeat(1), {}, deadline_after(1s));
   EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << s.to_string();
@@ -184,8 +193,8 @@ TEST_F(HostileChannel, TooManyDescriptorsInOnePacketAreRefusedAndClosed) {
 }
 
 TEST_F(HostileChannel, AViolationOnOneChannelLeavesAnotherChannelWorking) {
-  lane_word(lane_, 0).store(1000);
-  expect_violation("impossible");
+  lane_word(lane_, kFirstSlotSequence).store(1000);
+  expect_violation("holds message number");
   PeerProcess healthy = PeerProcess::start("echo");
   ASSERT_TRUE(healthy.channel().send(heartbeat(42)).ok());
   InboundMessage in;

@@ -59,9 +59,10 @@ TEST(ChannelReader, StopsAtTheFirstProtocolViolation) {
       io, peer.channel(), [&](InboundMessage&) { ++delivered; },
       [&](const Status& s) { ended = s; });
   ASSERT_TRUE(reader.ok());
-  // The "worker" publishes an impossible head index.
+  // The "worker" claims its first slot holds message 999.
   std::byte* lane = peer.arena().data() + peer.layout().lane_worker_to_host().offset;
-  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lane)).store(999);
+  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lane + MessageLane::kSlotsOffset + 8))
+      .store(999);
   io.run_for(2s);
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->code(), ErrorCode::kInvalidArgument) << ended->to_string();

@@ -68,9 +68,11 @@ int run_scribble(Channel& first, ShmArena& arena, const ArenaLayout& layout) {
       for (int i = 0; i < 256; ++i) {
         std::atomic_ref<uint64_t>(words[rng() % n]).store(rng(), std::memory_order_relaxed);
       }
-      // Sometimes a plausible lane index, to reach the checks behind the index check.
-      std::atomic_ref<uint64_t>(words[layout.lane_worker_to_host().offset / 8])
-          .store(rng() % 130, std::memory_order_relaxed);
+      // Sometimes a plausible message number in a slot, to reach the checks behind it.
+      const uint64_t slot = rng() % layout.config().lane_slots;
+      const uint64_t at = layout.lane_worker_to_host().offset + pio::ipc::MessageLane::kSlotsOffset +
+                          slot * layout.config().lane_slot_bytes + 8;
+      std::atomic_ref<uint64_t>(words[at / 8]).store(rng() % 130, std::memory_order_relaxed);
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   });

@@ -4,15 +4,18 @@
 // (~1-2 us a round trip when both sides spin, against ~27 us through the socket).
 //
 // Layout of a lane region:
-//   +0    head  (u64, written by the producer: messages published so far)
 //   +64   tail  (u64, written by the consumer: messages consumed so far)
 //   +128  consumer_sleeping (u32: the consumer will block on the socket; the producer must wake it)
-//   +256  slots[n]: { u32 length, u32 kind, u64 reserved, payload[slot_bytes - 16] }
+//   +256  slots[n]: { u32 length, u32 kind, u64 sequence, payload[slot_bytes - 16] }
+// A slot is published when its sequence word becomes the message's number (1-based), so a
+// consumer touches only the slot's cache line per message, and a producer reads the consumer's
+// tail only when the lane looks full.
 //
 // The peer can scribble on all of it at any time. So each side keeps its own index privately
-// (the shared one is only published), checks the peer's index against what is possible before
-// using it, reads each slot header once into private memory, bounds-checks the length, and copies
-// the payload out before anyone parses it. A violation is reported, never trusted.
+// (the shared one is only published), checks what it reads of the peer against what is possible
+// (a slot's number is the expected one or the previous lap's; a tail lies between the last tail
+// seen and the head), reads each slot header once into private memory, bounds-checks the length,
+// and copies the payload out before anyone parses it. A violation is reported, never trusted.
 
 #include <cstddef>
 #include <cstdint>
@@ -36,8 +39,8 @@ class MessageLane {
   static uint64_t region_size(uint32_t slots, uint32_t slot_bytes) {
     return kSlotsOffset + uint64_t{slots} * slot_bytes;
   }
-  // Zeroes the control block. Host only, before the worker maps the arena.
-  static void initialize(std::byte* region);
+  // Zeroes the whole lane. Host only, before the worker maps the arena.
+  static void initialize(std::byte* region, uint32_t slots, uint32_t slot_bytes);
 };
 
 // The producer end. Not thread-safe: one sending thread at a time.
@@ -54,7 +57,7 @@ class LaneWriter {
   Status try_push(LaneSlotKind kind, std::span<const uint8_t> payload);
 
   // Whether try_push would find a free slot now (same checks on the consumer's tail).
-  Result<bool> has_space() const;
+  Result<bool> has_space();
 
   // True when the consumer announced it is going to sleep; clears the announcement. The caller
   // must then wake the consumer (a wake packet on the socket).
@@ -64,10 +67,11 @@ class LaneWriter {
   std::byte* region_ = nullptr;
   uint32_t slots_ = 0;
   uint32_t slot_bytes_ = 0;
-  // Reads the consumer's tail and checks it is possible; returns the slots in use.
-  Result<uint64_t> slots_in_use() const;
+  // Slots in use by the cached tail; re-reads and checks the consumer's tail when full.
+  Result<uint64_t> slots_in_use();
 
-  uint64_t head_ = 0;  // private: the shared copy is only ever written
+  uint64_t head_ = 0;         // private: messages published
+  uint64_t cached_tail_ = 0;  // the consumer's tail when last read
 };
 
 // The consumer end. Not thread-safe: one receiving thread at a time.
@@ -77,11 +81,11 @@ class LaneReader {
   LaneReader(std::byte* region, uint32_t slots, uint32_t slot_bytes);
 
   // Copies the next message into *out (private memory) and consumes its slot. Returns false when
-  // the lane is empty; invalid_argument ("protocol violation") on an impossible head index or slot
-  // header.
+  // the lane is empty; invalid_argument ("protocol violation") on an impossible sequence number or
+  // slot header.
   Result<bool> try_pop(LaneSlotKind* kind, std::vector<uint8_t>* out);
 
-  // Whether a message is waiting (same checks on the producer's head as try_pop).
+  // Whether a message is waiting (same checks on the slot's sequence number as try_pop).
   Result<bool> has_message() const;
 
   // Announce / withdraw "I am about to block; wake me". After announcing, check the lane once
