@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -101,7 +102,16 @@ void forge_results(const ArenaView& arena) {
   std::byte* lane = arena.base + arena.layout.lane_worker_to_host().offset;
   const uint32_t slots = arena.layout.config().lane_slots;
   const uint32_t slot_bytes = arena.layout.config().lane_slot_bytes;
-  auto* head = reinterpret_cast<std::atomic<uint64_t>*>(lane);
+  auto sequence_of = [&](uint64_t index) {
+    std::byte* slot = lane + pio::ipc::MessageLane::kSlotsOffset + index * slot_bytes;
+    return reinterpret_cast<std::atomic<uint64_t>*>(slot + 8);
+  };
+  // The worker's own writer keeps its head privately; the messages published so far are the
+  // highest sequence number any slot holds.
+  uint64_t published = 0;
+  for (uint32_t i = 0; i < slots; ++i) {
+    published = std::max(published, sequence_of(i)->load(std::memory_order_acquire));
+  }
   for (uint64_t id = 1; id <= 16; ++id) {
     flatbuffers::FlatBufferBuilder fbb;
     const int64_t shape[] = {4096};
@@ -112,16 +122,15 @@ void forge_results(const ArenaView& arena) {
     std::vector<flatbuffers::Offset<pio::wire::TensorDesc>> outputs = {*desc};
     pio::ipc::finish_envelope(fbb, id, pio::wire::Message::Result,
                               pio::wire::CreateResultDirect(fbb, &outputs).Union());
-    const uint64_t h = head->load(std::memory_order_acquire);
-    std::byte* slot = lane + pio::ipc::MessageLane::kSlotsOffset + (h % slots) * slot_bytes;
+    const uint64_t index = published % slots;
+    std::byte* slot = lane + pio::ipc::MessageLane::kSlotsOffset + index * slot_bytes;
     const uint32_t length = fbb.GetSize();
     const uint32_t kind = static_cast<uint32_t>(pio::ipc::LaneSlotKind::kInline);
     if (length + pio::ipc::MessageLane::kSlotHeaderBytes > slot_bytes) return;
     std::memcpy(slot, &length, 4);
     std::memcpy(slot + 4, &kind, 4);
-    std::memset(slot + 8, 0, 8);
-    std::memcpy(slot + 16, fbb.GetBufferPointer(), length);
-    head->store(h + 1, std::memory_order_release);
+    std::memcpy(slot + pio::ipc::MessageLane::kSlotHeaderBytes, fbb.GetBufferPointer(), length);
+    sequence_of(index)->store(++published, std::memory_order_seq_cst);
     const uint8_t wake = 0x57;
     ::send(kControlFd, &wake, 1, MSG_DONTWAIT);
   }
