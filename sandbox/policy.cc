@@ -520,7 +520,8 @@ Result<Policy> parse_policy(std::string_view json_text, std::string_view source)
   json doc;
   try {
     doc = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number too large for a double is out_of_range (406).
     return invalid_argument_error(fmt::format("{}: not valid JSON: {}", source, e.what()));
   }
   return Parser(source).policy(doc);

@@ -140,6 +140,13 @@ TEST(Policy, InvalidJsonIsRefused) {
   EXPECT_NE(p.status().message().find("broken.json: not valid JSON"), std::string::npos);
 }
 
+TEST(Policy, ANumberTooLargeForADoubleIsRefusedNotThrown) {
+  auto p = parse_policy("99e9998", "huge.json");
+  EXPECT_EQ(p.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("huge.json: not valid JSON"), std::string::npos)
+      << p.status().message();
+}
+
 TEST(Policy, MissingFileIsNotFound) {
   auto p = load_policy_file("/nonexistent/pio/low.json");
   EXPECT_EQ(p.status().code(), ErrorCode::kNotFound);
