@@ -12,6 +12,7 @@
 
 #include "internal/kv_cache_storage.h"
 #include "internal/torch_layers.h"
+#include "pio/kernels/gemm_bf16.h"
 #include "pio/kernels/gemv_bf16.h"
 #include "pio/kernels/thread_pool.h"
 #include "pio/runtime/checkpoint_expectation.h"
@@ -53,16 +54,20 @@ struct Qwen3Model::Impl {
 
   bool use_gemv() const { return dtype == DType::kBF16 && options.gemv_kernel; }
 
-  // x [T, in] times each weight [rows, in] transposed. One token of a bf16 model goes through
-  // the GEMV kernel, all matrices in one call; otherwise libtorch's matmul (oneDNN / BLAS).
+  // x [T, in] times each weight [rows, in] transposed, all matrices in one kernel call. A bf16
+  // model goes through the project's kernels: one token through the GEMV kernel, several through
+  // the GEMM kernel. Both are compiled ahead of time, where libtorch's bf16 matmul is oneDNN's
+  // run-time generated code, which a low-trust worker cannot make executable. fp32 (and bf16
+  // with the kernels switched off, to compare) use libtorch's matmul (BLAS / oneDNN).
   std::vector<at::Tensor> linear(const at::Tensor& x, std::initializer_list<const at::Tensor*> ws,
                                  bool fp32_out = false) {
     std::vector<at::Tensor> outs;
-    if (x.size(0) == 1 && use_gemv()) {
+    if (use_gemv()) {
       const at::Tensor xc = x.contiguous();
+      const int64_t tokens = x.size(0);
       int64_t total = 0;
       for (const at::Tensor* w : ws) total += w->size(0);
-      const at::Tensor out = at::empty({1, total}, at::TensorOptions().dtype(at::kFloat));
+      const at::Tensor out = at::empty({tokens, total}, at::TensorOptions().dtype(at::kFloat));
       std::vector<kernels::GemvMatrix> matrices;
       int64_t offset = 0;
       for (const at::Tensor* w : ws) {
@@ -70,7 +75,12 @@ struct Qwen3Model::Impl {
                             out.data_ptr<float>() + offset});
         offset += w->size(0);
       }
-      kernels::gemv_bf16(matrices, x.size(1), static_cast<const uint16_t*>(xc.data_ptr()), &pool);
+      const auto* xb = static_cast<const uint16_t*>(xc.data_ptr());
+      if (tokens == 1) {
+        kernels::gemv_bf16(matrices, x.size(1), xb, &pool);
+      } else {
+        kernels::gemm_bf16(matrices, x.size(1), xb, tokens, total, &pool);
+      }
       const at::Tensor cast = fp32_out ? out : out.to(x.scalar_type());
       offset = 0;
       for (const at::Tensor* w : ws) {
@@ -90,11 +100,11 @@ struct Qwen3Model::Impl {
                      bool all_logits) {
     const c10::InferenceMode inference;
     const auto tokens = static_cast<int64_t>(ids.size());
-    // Decoding one token through the GEMV kernel, libtorch's ops are tiny, yet some (bmm) open
-    // an OpenMP region per call, whose waking and spinning threads then fight the GEMV pool for
-    // the cores (decode ran 5x slower): one OpenMP thread then. Prefill's big matmuls, and fp32
-    // decode (whose GEMVs are OpenBLAS's, on OpenMP), get them all.
-    omp_set_num_threads(tokens == 1 && use_gemv() ? 1 : options.threads);
+    // With the bf16 kernels doing the big products, libtorch's ops are small, yet some (bmm) open
+    // an OpenMP region per call, whose waking and spinning threads then fight the kernels' pool
+    // for the cores (decode ran 5x slower): one OpenMP thread then. fp32 models (whose products
+    // are OpenBLAS's, on OpenMP) get them all.
+    omp_set_num_threads(use_gemv() ? 1 : options.threads);
     const double eps = config.rms_norm_eps;
     const int64_t heads = config.num_attention_heads;
     const int64_t kv_heads = config.num_key_value_heads;

@@ -114,6 +114,14 @@ at::Tensor attention(const at::Tensor& queries, const at::Tensor& keys, const at
   const int64_t kv_heads = keys.size(0);
   const int64_t length = keys.size(1);
   const int64_t group = heads / kv_heads;
+  // bf16 products run in fp32 (BLAS): libtorch's bf16 bmm is oneDNN's run-time generated code,
+  // which a low-trust worker cannot run. Converting the cached keys and values costs a copy of
+  // them per layer and token, small next to the weights at the context lengths served here.
+  if (queries.scalar_type() != at::kFloat) {
+    return attention(queries.to(at::kFloat), keys.to(at::kFloat), values.to(at::kFloat),
+                     first_position)
+        .to(queries.scalar_type());
+  }
   // Query head h uses kv head h / group: view the heads as [kv_heads, group] and fold the group
   // into the rows of one matrix product per kv head.
   const at::Tensor q = queries.permute({1, 0, 2}).reshape({kv_heads, group * tokens, dim});

@@ -9,6 +9,8 @@
 // - Loading sets libtorch's process-wide intra-op thread count to ModelOptions::threads.
 // - In bf16, decode (one token) and prefill (several) take different kernels, so the same
 //   position's logits differ between them by bf16 rounding; in fp32 they agree to ~1e-6.
+// - bf16 attention computes in fp32 (see torch_layers.cc), more precisely than transformers'
+//   bf16 matmuls; logits agree with theirs to bf16 rounding, not bit for bit.
 //
 // This header does not include libtorch; only the library's own sources do.
 
@@ -29,8 +31,10 @@ namespace pio::runtime {
 struct ModelOptions {
   // libtorch intra-op threads and the decode GEMV's threads.
   int threads = 2;
-  // bf16 decode: the big projections through pio::kernels::gemv_bf16 instead of libtorch's
-  // matmul (which streams weights at under half the read bandwidth). Off only to compare.
+  // bf16: the big projections through pio::kernels (gemv_bf16 for one token, gemm_bf16 for
+  // several) instead of libtorch's matmul, which streams weights at under half the read
+  // bandwidth and, being oneDNN's run-time generated code, cannot run at low trust at all.
+  // Off only to compare.
   bool gemv_kernel = true;
 };
 
