@@ -1,9 +1,13 @@
 #include "pio/plugin_sdk/in_process_plugin.h"
 
+#include <fcntl.h>
+
 #include <atomic>
+#include <cerrno>
 
 #include "fmt/format.h"
 #include "internal/output_ring.h"
+#include "pio/ipc/unique_fd.h"
 #include "internal/worker_services.h"
 
 namespace pio::sdk {
@@ -105,12 +109,38 @@ Result<InProcessPlugin::Answer> InProcessPlugin::infer(std::string_view command,
   return answer;
 }
 
-Result<pio_generate_result> InProcessPlugin::generate(std::string_view prompt, uint32_t max_tokens,
+Status InProcessPlugin::load_model(const std::filesystem::path& path, std::string_view config_json) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return errno_status(fmt::format("load_model: {}", path.string()), errno);
+  const std::string absolute = std::filesystem::absolute(path).string();
+  pio_model_source source{sizeof(pio_model_source), absolute.c_str(), fd.get()};
+  return worker::take_error(
+      api().load_model(plugin_, &source, config_json.data(), config_json.size()));
+}
+
+Result<pio_generate_result> InProcessPlugin::generate(std::string_view prompt,
+                                                      const Sampling& sampling,
                                                       const TokenCallback& on_tokens) {
   if (api().generate_text == nullptr) {
     return unimplemented_error(
         fmt::format("generate_text: plugin {} is not a text model", api().name));
   }
+  return run_generation(false, prompt, sampling, on_tokens);
+}
+
+Result<pio_generate_result> InProcessPlugin::chat(std::string_view messages_json,
+                                                  const Sampling& sampling,
+                                                  const TokenCallback& on_tokens) {
+  if (api().chat_completion == nullptr) {
+    return unimplemented_error(
+        fmt::format("chat_completion: plugin {} is not a text model", api().name));
+  }
+  return run_generation(true, messages_json, sampling, on_tokens);
+}
+
+Result<pio_generate_result> InProcessPlugin::run_generation(bool chat, std::string_view text,
+                                                            const Sampling& sampling,
+                                                            const TokenCallback& on_tokens) {
   const std::atomic<bool> not_cancelled{false};
   worker::CallState call;
   call.ring = ring_.get();
@@ -118,20 +148,26 @@ Result<pio_generate_result> InProcessPlugin::generate(std::string_view prompt, u
   call.cancelled = &not_cancelled;
   pio_sampling_params params{};
   params.struct_size = sizeof(params);
-  params.max_tokens = max_tokens;
-  params.temperature = 1.0f;
-  params.top_p = 1.0f;
+  params.max_tokens = sampling.max_tokens;
+  params.temperature = sampling.temperature;
+  params.top_k = sampling.top_k;
+  params.top_p = sampling.top_p;
   params.repetition_penalty = 1.0f;
+  params.seed = sampling.seed.value_or(0);
+  params.has_seed = sampling.seed.has_value() ? 1 : 0;
   pio_generate_request request{};
   request.struct_size = sizeof(request);
-  request.prompt = prompt.data() == nullptr ? "" : prompt.data();
-  request.prompt_len = prompt.size();
-  request.messages_json = "";
+  const char* data = text.data() == nullptr ? "" : text.data();
+  request.prompt = chat ? "" : data;
+  request.prompt_len = chat ? 0 : text.size();
+  request.messages_json = chat ? data : "";
+  request.messages_json_len = chat ? text.size() : 0;
   request.params = &params;
   GenerateState state{&on_tokens};
   pio_generate_result result{sizeof(pio_generate_result), PIO_FINISH_NONE, 0, 0};
-  PIO_RETURN_IF_ERROR(worker::take_error(api().generate_text(
-      plugin_, worker::as_call(&call), &request, &forward_tokens, &state, &result)));
+  auto* verb = chat ? api().chat_completion : api().generate_text;
+  PIO_RETURN_IF_ERROR(worker::take_error(
+      verb(plugin_, worker::as_call(&call), &request, &forward_tokens, &state, &result)));
   return result;
 }
 

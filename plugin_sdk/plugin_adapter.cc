@@ -258,6 +258,41 @@ pio_error* detokenize(pio_plugin* plugin, pio_call* call, const int32_t* ids, si
   });
 }
 
+// A chat arrives as a JSON array of messages, or as an object {"messages": [...], "tools": [...],
+// "chat_template_kwargs": {...}} when it carries more than the messages.
+Status split_chat_request(Json chat, GenerateRequest* r) {
+  if (chat.is_array()) {
+    r->messages = std::move(chat);
+    return ok_status();
+  }
+  if (!chat.is_object() || !chat.contains("messages") || !chat["messages"].is_array()) {
+    return invalid_argument_error(
+        "chat_completion: the messages are neither a JSON array nor an object with a "
+        "\"messages\" array");
+  }
+  for (const auto& [key, value] : chat.items()) {
+    if (key != "messages" && key != "tools" && key != "chat_template_kwargs") {
+      return invalid_argument_error(fmt::format(
+          "chat_completion: unknown field \"{}\" (expected messages, tools, chat_template_kwargs)",
+          key));
+    }
+  }
+  r->messages = std::move(chat["messages"]);
+  if (chat.contains("tools") && !chat["tools"].is_null()) {
+    if (!chat["tools"].is_array()) {
+      return invalid_argument_error("chat_completion: \"tools\" must be an array");
+    }
+    r->tools = std::move(chat["tools"]);
+  }
+  if (chat.contains("chat_template_kwargs") && !chat["chat_template_kwargs"].is_null()) {
+    if (!chat["chat_template_kwargs"].is_object()) {
+      return invalid_argument_error("chat_completion: \"chat_template_kwargs\" must be an object");
+    }
+    r->chat_template_kwargs = std::move(chat["chat_template_kwargs"]);
+  }
+  return ok_status();
+}
+
 template <bool kChat>
 pio_error* generate(pio_plugin* plugin, pio_call* call, const pio_generate_request* request,
                     pio_token_callback on_tokens, void* user, pio_generate_result* result) {
@@ -269,12 +304,10 @@ pio_error* generate(pio_plugin* plugin, pio_call* call, const pio_generate_reque
       r.prompt_token_ids = std::span(request->prompt_token_ids, request->n_prompt_token_ids);
     }
     if constexpr (kChat) {
-      PIO_ASSIGN_OR_RETURN(r.messages,
-                           parse_json("chat_completion: the messages", request->messages_json,
-                                      request->messages_json_len));
-      if (!r.messages.is_array()) {
-        return invalid_argument_error("chat_completion: the messages are not a JSON array");
-      }
+      PIO_ASSIGN_OR_RETURN(Json chat, parse_json("chat_completion: the messages",
+                                                 request->messages_json,
+                                                 request->messages_json_len));
+      PIO_RETURN_IF_ERROR(split_chat_request(std::move(chat), &r));
     }
     r.params = sampling_from(request->params);
     CallContext context(plugin->host, call);

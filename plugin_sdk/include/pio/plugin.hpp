@@ -29,7 +29,9 @@
 
 namespace pio::sdk {
 
-using Json = nlohmann::json;
+// Objects keep their keys in the order the host sent them (as Python's json does): a chat
+// template that writes a tool schema back out must reproduce the client's key order.
+using Json = nlohmann::ordered_json;
 
 enum class DType : uint8_t {
   kF32 = PIO_DTYPE_F32,
@@ -129,8 +131,13 @@ struct GenerateRequest {
   // generate_text: the prompt as text, or as token ids when prompt_token_ids is set.
   std::string_view prompt;
   std::optional<std::span<const int32_t>> prompt_token_ids;
-  // chat_completion: the parsed JSON array of messages ({"role", "content"}).
+  // chat_completion: the parsed JSON array of messages ({"role", "content"}), the tool schemas
+  // (null when none) and the template's extra arguments (null or an object, such as
+  // {"enable_thinking": false}). The host sends either a bare array of messages or an object
+  // {"messages", "tools", "chat_template_kwargs"}.
   Json messages;
+  Json tools;
+  Json chat_template_kwargs;
   SamplingParams params;
 };
 

@@ -60,13 +60,34 @@ class InProcessPlugin {
   // call are released first.
   Result<Answer> infer(std::string_view command, std::string_view params_json,
                        std::span<const pio_tensor_view> inputs);
-  // generate_text on `prompt` with max_tokens; `on_tokens` returns false to cancel.
-  Result<pio_generate_result> generate(std::string_view prompt, uint32_t max_tokens,
+  // load_model on the directory or file `path` (opened here, as the worker opens it).
+  Status load_model(const std::filesystem::path& path, std::string_view config_json = "{}");
+
+  // What generate and chat pass as the request's sampling parameters.
+  struct Sampling {
+    uint32_t max_tokens = 16;
+    float temperature = 1.0f;
+    int32_t top_k = 0;
+    float top_p = 1.0f;
+    std::optional<uint64_t> seed;
+  };
+  // generate_text on `prompt`; `on_tokens` returns false to cancel.
+  Result<pio_generate_result> generate(std::string_view prompt, const Sampling& sampling,
                                        const TokenCallback& on_tokens);
+  Result<pio_generate_result> generate(std::string_view prompt, uint32_t max_tokens,
+                                       const TokenCallback& on_tokens) {
+    return generate(prompt, Sampling{.max_tokens = max_tokens}, on_tokens);
+  }
+  // chat_completion on `messages_json` (what Host::chat sends).
+  Result<pio_generate_result> chat(std::string_view messages_json, const Sampling& sampling,
+                                   const TokenCallback& on_tokens);
 
  private:
   InProcessPlugin(PluginLibrary library, size_t output_bytes);
   void release_outputs();
+  Result<pio_generate_result> run_generation(bool chat, std::string_view text,
+                                             const Sampling& sampling,
+                                             const TokenCallback& on_tokens);
 
   PluginLibrary library_;
   pio_plugin* plugin_ = nullptr;
