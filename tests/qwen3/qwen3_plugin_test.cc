@@ -250,6 +250,33 @@ TEST_F(Qwen3PluginTest, ChatRendersTheTemplateTokenizesItAndGenerates) {
   EXPECT_THAT(bad.status().message(), HasSubstr("bogus"));
 }
 
+TEST_F(Qwen3PluginTest, TheInstruct2507PluginHasNoThinkingSwitchInItsTemplate) {
+  // Same model code, the other manifest: its chat template never adds the empty think block.
+  const std::string name = "qwen3_4b_instruct_2507";
+  install_plugin(PIO_TEST_QWEN3_4B_DIR, name);
+  nlohmann::json settings = {{"model_roots", {(root_ / "models").string()}},
+                             {"limits", {{"memory_mb", 2048}, {"pids", 64}}}};
+  make_host(nlohmann::json({{"plugins", {{name, settings}}}}).dump());
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(host_->register_plugin(root_ / "plugins" / name).ok());
+  Status s = host_->activate_plugin(name, {.model_path = model_dir_.string()});
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  const OrderedJson messages = OrderedJson::parse(R"([{"role": "user", "content": "Hi"}])");
+  OrderedJson request = {{"messages", messages},
+                         {"chat_template_kwargs", {{"enable_thinking", false}}}};
+  auto reply = host_->chat(name, request.dump(), {.max_tokens = 2, .temperature = 0.0f});
+  ASSERT_TRUE(reply.ok()) << reply.status().to_string();
+  auto tokenizer = runtime::Tokenizer::from_file(tokenizer_dir() / "tokenizer.json");
+  ASSERT_TRUE(tokenizer.ok());
+  // "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", nothing after it.
+  auto plain = tokenizer->encode("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(reply->prompt_tokens, plain->size());
+  auto info = host_->execute_plugin(name, {.command = "pio.get_model_info"});
+  ASSERT_TRUE(info.ok()) << info.status().to_string();
+  EXPECT_EQ(nlohmann::json::parse(info->json())["settings"]["chat_template"], "qwen3_instruct_2507");
+}
+
 TEST_F(Qwen3PluginTest, AGenerationIsCancellableMidStreamAndTheWorkerServesOn) {
   start();
   ASSERT_FALSE(HasFailure());
