@@ -16,6 +16,7 @@ packages=(
   libpcre2-dev                         # tokenizer: the Split regex from tokenizer.json needs \p{L}/\p{N} and lookahead
   libutf8proc-dev                      # tokenizer: NFC normalizer (Unicode composition data; far lighter than ICU)
   libssl-dev                           # host: SHA-256 of plugin libraries (OpenSSL EVP)
+  libcli11-dev                         # the pio command line (host/cli): header-only option parser
   libtorch-dev                         # model runtime (plugins/runtime_torch) and the kernels' reference tests
   libopenblas0-openmp                  # libtorch's fp32 GEMM calls libblas.so.3: 7 -> 107 GFLOP/s with OpenBLAS vs netlib
 )
