@@ -5,7 +5,9 @@
 // the same 2 threads the model uses, then decode (128 new tokens after a 128-token prompt) and
 // prefill (a 512-token prompt) of a Qwen3-0.6B-shaped bf16 checkpoint with random weights. The
 // summary reports decode / bound (target >= 0.6) and the GEMV kernel's gain over libtorch's own
-// bf16 matmul on the same model.
+// bf16 matmul on the same model. Then the same decode through the qwen3_0_6b plugin, called
+// in-process and through pio::Host in a low-trust sandboxed worker, run in alternation (target:
+// sandboxed / in-process >= 0.98).
 
 #include <benchmark/benchmark.h>
 #include <sys/mman.h>
@@ -24,7 +26,11 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+
+#include "pio/host/host.h"
 #include "pio/kernels/gemv_bf16.h"
+#include "pio/plugin_sdk/in_process_plugin.h"
 #include "pio/kernels/thread_pool.h"
 #include "pio/runtime/checkpoint.h"
 #include "pio/runtime/mkmodel.h"
@@ -143,6 +149,19 @@ void ensure_checkpoint(const fs::path& dir) {
                dir.string().c_str());
   const auto written = pio::runtime::write_random_checkpoint(*options);
   if (!written.ok()) die(written.status().to_string());
+}
+
+// The plugin needs the tokenizer beside the weights (scripts/fetch-test-data.sh fetches it).
+void ensure_tokenizer(const fs::path& dir) {
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
+    if (fs::exists(dir / f)) continue;
+    const fs::path from = fs::path(PIO_BENCH_TOKENIZER_DIR) / f;
+    std::error_code ec;
+    fs::copy_file(from, dir / f, ec);
+    if (ec) die("cannot copy " + from.string() + ": " + ec.message() +
+                " (run scripts/fetch-test-data.sh)");
+    chmod((dir / f).c_str(), 0644);
+  }
 }
 
 Qwen3Model& model(bool gemv_kernel) {
@@ -295,6 +314,133 @@ void BM_Prefill(benchmark::State& state) {
   state.counters["tokens_per_s"] = median(rates);
 }
 
+// ---- the plugin: in-process vs sandboxed ----
+
+// A prompt of about 128 tokens (one per repeated word).
+std::string plugin_prompt() {
+  std::string text = "Once";
+  for (int i = 0; i < 127; ++i) text += " upon";
+  return text;
+}
+
+// Decode rate from the arrival times of the tokens: the prefill (before the first) is left out.
+double rate_of(const std::vector<Clock::time_point>& stamps) {
+  if (stamps.size() < 2) return 0.0;
+  return static_cast<double>(stamps.size() - 1) /
+         std::chrono::duration<double>(stamps.back() - stamps.front()).count();
+}
+
+struct PluginRuns {
+  fs::path root;  // the plugin copied where the worker's identity can read it
+  std::unique_ptr<pio::sdk::InProcessPlugin> direct;
+  std::unique_ptr<pio::Host> host;
+
+  static PluginRuns& get() {
+    static PluginRuns runs = start();
+    return runs;
+  }
+  static PluginRuns start() {
+    PluginRuns r;
+    ensure_checkpoint(checkpoint_dir());
+    ensure_tokenizer(checkpoint_dir());
+    char tmpl[] = "/tmp/pio-bench-decode-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) die("mkdtemp");
+    r.root = tmpl;
+    const fs::path plugin = r.root / "plugins" / "qwen3_0_6b";
+    fs::create_directories(plugin);
+    for (const char* f : {"libqwen3_0_6b.so", "plugin_manifest.json"}) {
+      fs::copy_file(fs::path(PIO_BENCH_QWEN3_DIR) / f, plugin / f);
+    }
+    for (const auto& e : fs::recursive_directory_iterator(r.root)) chmod(e.path().c_str(), 0755);
+    chmod(r.root.c_str(), 0755);
+
+    auto direct = pio::sdk::InProcessPlugin::load(plugin / "libqwen3_0_6b.so",
+                                                  R"({"threads": 2})");
+    if (!direct.ok()) die(direct.status().to_string());
+    r.direct = std::move(*direct);
+    pio::Status loaded = r.direct->load_model(checkpoint_dir());
+    if (!loaded.ok()) die(loaded.to_string());
+
+    pio::host::HostConfig config = pio::host::default_host_config();
+    config.policy_dir = PIO_BENCH_POLICY_DIR;
+    config.worker_path = PIO_BENCH_WORKER_PATH;
+    config.cgroup_base = "/";
+    config.plugin_dirs = {r.root / "plugins"};
+    pio::host::PluginSettings settings = config.defaults;  // low trust
+    settings.model_roots = {checkpoint_dir()};
+    // The in-process run has the whole machine: the worker gets its 2 cores too.
+    settings.limits.cpu_percent = 200;
+    settings.limits.memory_mb = 4096;
+    settings.limits.pids = 128;
+    settings.config_json = R"({"threads": 2})";
+    settings.start_timeout = std::chrono::milliseconds(60'000);
+    settings.request_deadline = std::chrono::milliseconds(120'000);
+    config.plugins["qwen3_0_6b"] = settings;
+    auto host = pio::Host::create(config);
+    if (!host.ok()) die(host.status().to_string());
+    r.host = std::move(*host);
+    r.host->discover_and_load_plugins();
+    pio::Status active =
+        r.host->activate_plugin("qwen3_0_6b", {.model_path = checkpoint_dir().string()});
+    if (!active.ok()) die(active.to_string());
+    return r;
+  }
+
+  double in_process(uint32_t new_tokens, size_t* tokens) {
+    std::vector<Clock::time_point> stamps;
+    auto done = direct->generate(plugin_prompt(), {.max_tokens = new_tokens, .temperature = 0.0f},
+                                 [&](std::span<const int32_t>, std::string_view) {
+                                   stamps.push_back(Clock::now());
+                                   return true;
+                                 });
+    if (!done.ok()) die(done.status().to_string());
+    *tokens = stamps.size();
+    return rate_of(stamps);
+  }
+
+  double sandboxed(uint32_t new_tokens, size_t* tokens) {
+    std::vector<Clock::time_point> stamps;
+    auto done = host->generate_stream("qwen3_0_6b", plugin_prompt(),
+                                      {.max_tokens = new_tokens, .temperature = 0.0f},
+                                      [&](const pio::host::TokenChunk&) {
+                                        stamps.push_back(Clock::now());
+                                        return true;
+                                      });
+    if (!done.ok()) die(done.status().to_string());
+    *tokens = stamps.size();
+    return rate_of(stamps);
+  }
+};
+
+// Pairs of runs, in-process then sandboxed, so that both see the same state of the machine; the
+// figure is the median of the pairs' ratios.
+void BM_DecodeThroughWorker(benchmark::State& state) {
+  PluginRuns& runs = PluginRuns::get();
+  const auto new_tokens = static_cast<uint32_t>(state.range(0));
+  size_t warm = 0;
+  runs.in_process(4, &warm);
+  runs.sandboxed(4, &warm);
+  std::vector<double> direct, sandboxed, ratios;
+  size_t tokens_direct = 0, tokens_sandboxed = 0;
+  for (auto _ : state) {
+    const auto start = Clock::now();
+    direct.push_back(runs.in_process(new_tokens, &tokens_direct));
+    sandboxed.push_back(runs.sandboxed(new_tokens, &tokens_sandboxed));
+    state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
+    ratios.push_back(sandboxed.back() / direct.back());
+  }
+  if (tokens_direct != tokens_sandboxed) {
+    die("the sandboxed and in-process runs generated different numbers of tokens");
+  }
+  figures()["plugin_in_process_tok_s"] = median(direct);
+  figures()["plugin_sandboxed_tok_s"] = median(sandboxed);
+  figures()["sandboxed_vs_in_process"] = median(ratios);
+  figures()["plugin_tokens"] = static_cast<double>(tokens_direct);
+  state.counters["in_process_tok_s"] = median(direct);
+  state.counters["sandboxed_tok_s"] = median(sandboxed);
+  state.counters["sandboxed_vs_in_process"] = median(ratios);
+}
+
 void BM_Summary(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(figures().size());
   auto& f = figures();
@@ -311,6 +457,9 @@ void BM_Summary(benchmark::State& state) {
   state.counters["decode_vs_interleaved_bound"] = f["decode_tok_s.vs_interleaved_bound"];
   state.counters["kernel_vs_libtorch"] = gain;
   state.counters["prefill_tok_s"] = f["prefill_tok_s"];
+  state.counters["plugin_in_process_tok_s"] = f["plugin_in_process_tok_s"];
+  state.counters["plugin_sandboxed_tok_s"] = f["plugin_sandboxed_tok_s"];
+  state.counters["sandboxed_vs_in_process"] = f["sandboxed_vs_in_process"];
   state.counters["gemv_vs_read_bandwidth"] =
       f["read_gbps"] > 0 ? f["gemv_gbps"] / f["read_gbps"] : 0;
   std::printf(
@@ -322,10 +471,15 @@ void BM_Summary(benchmark::State& state) {
       "  decode, libtorch GEMV %6.1f tok/s  (the kernel is %.2f x faster)\n"
       "  GEMV kernel alone     %6.1f GB/s   = %.2f x read bandwidth (all weights, no forward "
       "pass)\n"
-      "  prefill (512 tokens)  %6.1f tok/s\n",
+      "  prefill (512 tokens)  %6.1f tok/s\n"
+      "  plugin qwen3_0_6b     %6.1f tok/s in-process, %.1f tok/s in a low-trust worker:\n"
+      "                        sandboxed / in-process = %.3f (target >= 0.98; %.0f tokens, "
+      "median of alternating pairs)\n",
       kThreads, f["read_gbps"], bytes / 1e6, bound, f["decode_tok_s"], ratio,
       f["decode_tok_s.vs_interleaved_bound"], f["decode_libtorch_tok_s"], gain, f["gemv_gbps"],
-      f["read_gbps"] > 0 ? f["gemv_gbps"] / f["read_gbps"] : 0.0, f["prefill_tok_s"]);
+      f["read_gbps"] > 0 ? f["gemv_gbps"] / f["read_gbps"] : 0.0, f["prefill_tok_s"],
+      f["plugin_in_process_tok_s"], f["plugin_sandboxed_tok_s"], f["sandboxed_vs_in_process"],
+      f["plugin_tokens"]);
 }
 
 BENCHMARK(BM_ReadBandwidth)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(7);
@@ -337,6 +491,11 @@ BENCHMARK(BM_DecodeLibtorchMatmul)
     ->Iterations(3);
 BENCHMARK(BM_GemvAllWeights)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(10);
 BENCHMARK(BM_Prefill)->UseManualTime()->Unit(benchmark::kMillisecond)->Arg(512)->Iterations(3);
+BENCHMARK(BM_DecodeThroughWorker)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Arg(128)
+    ->Iterations(3);
 BENCHMARK(BM_Summary)->Iterations(1);
 
 }  // namespace
