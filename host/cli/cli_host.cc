@@ -89,11 +89,11 @@ void add_plugin_options(CLI::App* app, PluginOptions* o) {
                        ->check(CLI::Range(uint64_t{16}, uint64_t{1} << 30))
                        ->capture_default_str()
                        ->group("Plugin");
-  o->timeout_flag = app->add_option("--timeout", o->timeout_s,
-                                    "Seconds a model load or one request may take")
-                        ->check(CLI::Range(1u, 24u * 3600))
-                        ->capture_default_str()
-                        ->group("Plugin");
+  o->timeout_flag =
+      app->add_option("--timeout", o->timeout_s, "Seconds a model load or one request may take")
+          ->check(CLI::Range(1u, 24u * 3600))
+          ->capture_default_str()
+          ->group("Plugin");
 }
 
 fs::path executable_dir() {
@@ -122,11 +122,13 @@ Result<host::HostConfig> host_config_from(const HostOptions& options, const Plug
     // $PIO_POLICY_DIR (honoured by default_host_config) still win.
     const fs::path bin = executable_dir();
     if (std::getenv("PIO_WORKER") == nullptr) {
-      fs::path worker = first_existing({bin / "pio-worker", bin / ".." / "libexec" / "pio" / "pio-worker"});
+      fs::path worker =
+          first_existing({bin / "pio-worker", bin / ".." / "libexec" / "pio" / "pio-worker"});
       if (!worker.empty()) config.worker_path = worker;
     }
     if (std::getenv("PIO_POLICY_DIR") == nullptr) {
-      fs::path policies = first_existing({bin / ".." / ".." / "policies", bin / ".." / "share" / "pio" / "policies"});
+      fs::path policies = first_existing(
+          {bin / ".." / ".." / "policies", bin / ".." / "share" / "pio" / "policies"});
       if (!policies.empty()) config.policy_dir = policies;
     }
   }
@@ -139,7 +141,8 @@ Result<host::HostConfig> host_config_from(const HostOptions& options, const Plug
   const fs::path model = fs::canonical(plugin->model, ec);
   if (ec) return not_found_error(fmt::format("model dir \"{}\": {}", plugin->model, ec.message()));
   if (!fs::is_directory(model, ec)) {
-    return invalid_argument_error(fmt::format("model dir \"{}\" is not a directory", plugin->model));
+    return invalid_argument_error(
+        fmt::format("model dir \"{}\" is not a directory", plugin->model));
   }
   PIO_RETURN_IF_ERROR(apply_plugin_options(*plugin, from_file, model, &config));
   return config;
@@ -158,14 +161,16 @@ Result<RunningPlugin> RunningPlugin::start(const HostOptions& options, const Plu
     for (const auto& d : dirs) searched += (searched.empty() ? "" : ", ") + d.string();
     std::string skipped;
     for (const auto& s : report.skipped) skipped += "\n  skipped: " + s.message();
-    return not_found_error(fmt::format("no plugin \"{}\" in {} (pio list shows what is there; "
-                                       "--plugin-dir adds a folder){}",
-                                       plugin.plugin, searched, skipped));
+    return not_found_error(
+        fmt::format("no plugin \"{}\" in {} (pio list shows what is there; "
+                    "--plugin-dir adds a folder){}",
+                    plugin.plugin, searched, skipped));
   }
 
   // On a terminal the two messages share a line; in a log they are two plain lines.
   const bool tty = ::isatty(STDERR_FILENO) == 1;
-  std::fprintf(stderr, "loading %s from %s...%s", plugin.plugin.c_str(), model.c_str(), tty ? " " : "\n");
+  std::fprintf(stderr, "loading %s from %s...%s", plugin.plugin.c_str(), model.c_str(),
+               tty ? " " : "\n");
   std::fflush(stderr);
   const auto started = std::chrono::steady_clock::now();
   host::ActivateOptions activate;

@@ -19,11 +19,14 @@ struct Command {
 };
 
 // Exit codes: 0 ok; 1 the usage or the input is wrong (fix it, retrying never helps); 2 it failed
-// while running (the host, the worker or the plugin).
+// while running (the host, the worker or the plugin); 130 interrupted by Ctrl-C (128 + SIGINT, as
+// a shell reports a command that SIGINT ended).
 inline constexpr int kExitBadInput = 1;
 inline constexpr int kExitRuntime = 2;
+inline constexpr int kExitInterrupted = 130;
 inline int exit_code_for(const Status& status) {
   if (status.ok()) return 0;
+  if (status.code() == ErrorCode::kCancelled) return kExitInterrupted;
   return status.code() == ErrorCode::kInvalidArgument ? kExitBadInput : kExitRuntime;
 }
 

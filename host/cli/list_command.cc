@@ -31,8 +31,8 @@ Status run_list(const HostOptions& options) {
     version_width = std::max(version_width, m.version.size());
     family_width = std::max(family_width, m.model_family.size());
   }
-  fmt::print("{:<{}}  {:<{}}  {:<{}}  {}\n", "NAME", name_width, "VERSION", version_width,
-             "FAMILY", family_width, "DESCRIPTION");
+  fmt::print("{:<{}}  {:<{}}  {:<{}}  {}\n", "NAME", name_width, "VERSION", version_width, "FAMILY",
+             family_width, "DESCRIPTION");
   for (const auto& m : manifests) {
     fmt::print("{:<{}}  {:<{}}  {:<{}}  {}\n", m.name, name_width, m.version, version_width,
                m.model_family, family_width, m.description);

@@ -8,7 +8,7 @@
 //   pio render-chat --model DIR [--jsonl]      < {"messages": [...]}
 //
 // Errors go to stderr as "pio <command>: <message>"; exit 1 when the usage or the input is wrong,
-// 2 when running failed (command.h).
+// 2 when running failed, 130 after Ctrl-C (command.h).
 
 #include <cstdio>
 #include <exception>
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "command.h"
+#include "interrupt.h"
 
 namespace {
 
@@ -33,6 +34,7 @@ std::string command_name(const CLI::App& app, int argc, char** argv) {
 }
 
 int run(int argc, char** argv) {
+  pio::cli::interrupt::install();  // before any thread: the Host's loop thread inherits the mask
   CLI::App app("pio: run LLM model plugins in sandboxed worker processes", "pio");
   app.require_subcommand(1);
   std::vector<pio::cli::Command> commands;

@@ -12,6 +12,7 @@
 
 #include "cli_host.h"
 #include "command.h"
+#include "interrupt.h"
 #include "json_output.h"
 
 namespace pio::cli {
@@ -64,12 +65,15 @@ void add_sampling_options(CLI::App* app, SamplingOptions* o) {
       ->group("Sampling");
 }
 
-// Writes each chunk as it comes. Runs on the Host's loop thread (requests.h): no Host calls here.
-host::TokenCallback print_chunks() {
-  return [](const host::TokenChunk& chunk) {
-    std::fwrite(chunk.text.data(), 1, chunk.text.size(), stdout);
-    std::fflush(stdout);
-    return true;
+// Writes each chunk as it comes (unless `quiet`), and cancels the generation after Ctrl-C. Runs on
+// the Host's loop thread (requests.h): no Host calls here.
+host::TokenCallback stream_chunks(bool quiet) {
+  return [quiet](const host::TokenChunk& chunk) {
+    if (!quiet) {
+      std::fwrite(chunk.text.data(), 1, chunk.text.size(), stdout);
+      std::fflush(stdout);
+    }
+    return !interrupt::cancelled();
   };
 }
 
@@ -84,9 +88,12 @@ struct GenerateCommand {
 Status run_generate(const GenerateCommand& c) {
   PIO_ASSIGN_OR_RETURN(RunningPlugin running, RunningPlugin::start(c.host, c.plugin));
   const host::GenerateOptions options = c.sampling.to_generate_options();
-  if (c.json) {
-    PIO_ASSIGN_OR_RETURN(host::GenerateResult r,
-                         running.host().generate(running.name(), c.prompt, options));
+  interrupt::arm();
+  auto result =
+      running.host().generate_stream(running.name(), c.prompt, options, stream_chunks(c.json));
+  const bool interrupted = interrupt::disarm();
+  if (c.json && result.ok() && !interrupted) {
+    const host::GenerateResult& r = *result;
     std::fputs(json_line({{"text", r.text},
                           {"token_ids", r.token_ids},
                           {"finish_reason", host::finish_reason_name(r.finish_reason)},
@@ -96,10 +103,10 @@ Status run_generate(const GenerateCommand& c) {
                stdout);
     return ok_status();
   }
-  auto result = running.host().generate_stream(running.name(), c.prompt, options, print_chunks());
   // The newline ends what was streamed, also when the generation failed half way.
-  std::fputc('\n', stdout);
+  if (!c.json) std::fputc('\n', stdout);
   std::fflush(stdout);
+  if (interrupted) return cancelled_error("interrupted");
   return result.status();
 }
 
@@ -131,7 +138,11 @@ Status run_chat(const ChatCommand& c) {
         c.no_thinking ? ordered_json{{"messages", messages},
                                      {"chat_template_kwargs", {{"enable_thinking", false}}}}
                       : messages;
-    auto answer = running.host().chat(running.name(), json_line(request), options, print_chunks());
+    // Ctrl-C ends this answer only; the partial answer stays in the history as it was shown.
+    interrupt::arm();
+    auto answer =
+        running.host().chat(running.name(), json_line(request), options, stream_chunks(false));
+    interrupt::disarm();
     std::fputc('\n', stdout);
     std::fflush(stdout);
     if (!answer.ok()) return answer.status();
@@ -144,7 +155,8 @@ Status run_chat(const ChatCommand& c) {
 
 void add_text_commands(CLI::App& app, std::vector<Command>* commands) {
   {
-    CLI::App* sub = app.add_subcommand("generate", "Generate text from a prompt, streamed to stdout");
+    CLI::App* sub =
+        app.add_subcommand("generate", "Generate text from a prompt, streamed to stdout");
     auto c = std::make_shared<GenerateCommand>();
     add_host_options(sub, &c->host);
     add_plugin_options(sub, &c->plugin);

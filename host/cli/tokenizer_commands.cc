@@ -134,8 +134,7 @@ void add_tokenizer_commands(CLI::App& app, std::vector<Command>* commands) {
 
   auto render = std::make_shared<InputCommand>();
   sub = add_input_command(
-      app, "render-chat",
-      "Render the chat template: one JSON line {\"rendered\": ...} per input",
+      app, "render-chat", "Render the chat template: one JSON line {\"rendered\": ...} per input",
       "Read JSON lines {messages, tools, add_generation_prompt, enable_thinking} (default: "
       "stdin is one such document)",
       render);

@@ -2,9 +2,12 @@
 // its stdin from a file, and checks stdout, stderr and the exit code.
 
 #include <fcntl.h>
-#include <string.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,9 +17,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 extern char** environ;
 
@@ -49,9 +49,11 @@ class PioCli : public ::testing::Test {
     const fs::path echo = root_ / "plugins" / "echo";
     fs::create_directories(echo);
     fs::create_directories(model_dir());
-    fs::copy_file(fs::path(PIO_TEST_ECHO_DIR) / "plugin_manifest.json", echo / "plugin_manifest.json");
+    fs::copy_file(fs::path(PIO_TEST_ECHO_DIR) / "plugin_manifest.json",
+                  echo / "plugin_manifest.json");
     fs::copy_file(fs::path(PIO_TEST_ECHO_DIR) / "libecho.so", echo / "libecho.so");
-    for (const auto& entry : fs::recursive_directory_iterator(root_)) chmod(entry.path().c_str(), 0755);
+    for (const auto& entry : fs::recursive_directory_iterator(root_))
+      chmod(entry.path().c_str(), 0755);
     chmod(root_.c_str(), 0755);
   }
 
@@ -74,8 +76,10 @@ class PioCli : public ::testing::Test {
     return args;
   }
 
-  // Runs `pio <args>` with `input` on its stdin and waits for it.
-  PioRun pio(const std::vector<std::string>& args, const std::string& input = "") {
+  // Runs `pio <args>` with `input` on its stdin and waits for it. With `interrupt_after_output`,
+  // sends SIGINT once pio has written something to stdout.
+  PioRun pio(const std::vector<std::string>& args, const std::string& input = "",
+             bool interrupt_after_output = false) {
     const fs::path in = root_ / "stdin", out = root_ / "stdout", err = root_ / "stderr";
     std::ofstream(in, std::ios::binary) << input;
     posix_spawn_file_actions_t actions;
@@ -90,11 +94,16 @@ class PioCli : public ::testing::Test {
     argv.push_back(nullptr);
     pid_t pid = 0;
     PioRun run;
-    const int spawned = posix_spawn(&pid, PIO_TEST_PIO_PATH, &actions, nullptr, argv.data(), environ);
+    const int spawned =
+        posix_spawn(&pid, PIO_TEST_PIO_PATH, &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (spawned != 0) {
       ADD_FAILURE() << "posix_spawn " << PIO_TEST_PIO_PATH << ": " << strerror(spawned);
       return run;
+    }
+    if (interrupt_after_output) {
+      for (int i = 0; i < 500 && read_file(out).empty(); ++i) usleep(10'000);
+      kill(pid, SIGINT);
     }
     int status = 0;
     if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
@@ -189,6 +198,20 @@ TEST_F(PioCli, RenderChatOnAPluginWithoutATemplateExitsTwoWithNotFound) {
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("pio render-chat: not_found"));
   EXPECT_THAT(run.err, HasSubstr("render_chat"));
+}
+
+TEST_F(PioCli, CtrlCDuringGenerateCancelsItKeepsWhatWasStreamedAndExits130) {
+  const fs::path config = root_ / "slow.json";
+  std::ofstream(config) << R"({"plugins": {"echo": {"config": {"token_delay_ms": 50}}}})";
+  auto args = with(echo_args(), {"generate", "--config", config.string()});
+  const std::string prompt(200, 'x');  // 10 s at 50 ms a token: far longer than the test waits
+  args.push_back(prompt);
+  PioRun run = pio(args, "", /*interrupt_after_output=*/true);
+  EXPECT_EQ(run.exit_code, 130) << run.err;
+  EXPECT_THAT(run.err, HasSubstr("pio generate: cancelled"));
+  ASSERT_FALSE(run.out.empty());
+  EXPECT_LT(run.out.size(), prompt.size());
+  EXPECT_EQ(run.out.back(), '\n');
 }
 
 TEST_F(PioCli, AnUnknownOptionExitsOneAndNamesIt) {
