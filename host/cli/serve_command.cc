@@ -1,0 +1,72 @@
+// pio serve: the OpenAI-compatible HTTP server (host/server) over one plugin in its sandboxed
+// worker, until SIGINT or SIGTERM; then it stops accepting, ends the requests in flight and shuts
+// the worker down.
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "cli_host.h"
+#include "command.h"
+#include "http_server.h"
+#include "interrupt.h"
+
+namespace pio::cli {
+
+namespace {
+
+struct ServeCommand {
+  HostOptions host;
+  PluginOptions plugin;
+  std::string address = "127.0.0.1";
+  uint16_t port = 8000;
+  size_t max_body_bytes = 4u << 20;
+  uint32_t max_tokens = 8192;
+};
+
+Status run_serve(const ServeCommand& c) {
+  PIO_ASSIGN_OR_RETURN(RunningPlugin running, RunningPlugin::start(c.host, c.plugin));
+  server::ServerOptions options;
+  options.address = c.address;
+  options.port = c.port;
+  options.max_body_bytes = c.max_body_bytes;
+  options.limits.max_tokens = c.max_tokens;
+  PIO_ASSIGN_OR_RETURN(auto server, server::HttpServer::start(running.host(), options));
+  std::printf("pio serve: %s on http://%s:%u/v1 (Ctrl-C stops)\n", running.name().c_str(),
+              c.address.c_str(), server->port());
+  std::printf(
+      "try:\n  curl -s http://%s:%u/v1/chat/completions -H 'Content-Type: application/json' "
+      "-d '{\"model\": \"%s\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}], "
+      "\"max_tokens\": 32}'\n",
+      c.address.c_str(), server->port(), running.name().c_str());
+  std::fflush(stdout);
+  interrupt::arm();
+  while (!interrupt::cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  interrupt::disarm();
+  std::fprintf(stderr, "pio serve: stopping\n");
+  server->stop();
+  return ok_status();
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, std::vector<Command>* commands) {
+  auto c = std::make_shared<ServeCommand>();
+  CLI::App* sub = app.add_subcommand(
+      "serve", "Serve a plugin over the OpenAI-compatible HTTP API (/v1/chat/completions, ...)");
+  add_host_options(sub, &c->host);
+  add_plugin_options(sub, &c->plugin);
+  sub->add_option("--address", c->address, "Address to listen on")->capture_default_str();
+  sub->add_option("--port", c->port, "Port to listen on (0: any free port)")->capture_default_str();
+  sub->add_option("--max-body-bytes", c->max_body_bytes, "Largest request body (413 above)")
+      ->capture_default_str();
+  sub->add_option("--max-tokens-limit", c->max_tokens, "Largest max_tokens a request may ask")
+      ->capture_default_str();
+  commands->push_back({sub, [c] { return run_serve(*c); }});
+}
+
+}  // namespace pio::cli

@@ -1,0 +1,548 @@
+#include "http_server.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace pio::server {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::system_clock;
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+}
+
+std::string random_id(std::string_view prefix) {
+  thread_local std::mt19937_64 random(std::random_device{}());
+  return fmt::format("{}{:016x}{:08x}", prefix, random(), static_cast<uint32_t>(random()));
+}
+
+// Blocking Host calls run here, off the network thread.
+class RequestThreads {
+ public:
+  explicit RequestThreads(uint32_t n) {
+    for (uint32_t i = 0; i < std::max<uint32_t>(1, n); ++i) {
+      threads_.emplace_back([this] { run(); });
+    }
+  }
+  ~RequestThreads() { stop(); }
+  void submit(std::function<void()> work) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      queue_.push_back(std::move(work));
+    }
+    cv_.notify_one();
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ && threads_.empty()) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::function<void()> work;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, nothing left
+        work = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      work();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+class Session;
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Host& host;
+  ServerOptions options;
+  net::io_context io{1};
+  tcp::acceptor acceptor{io};
+  std::thread network;
+  RequestThreads requests;
+  std::mutex sessions_mu;
+  std::set<std::shared_ptr<Session>> sessions;
+  std::atomic<bool> stopped{false};
+
+  Impl(Host& h, ServerOptions o) : host(h), options(std::move(o)), requests(options.request_threads) {}
+
+  void accept();
+};
+
+namespace {
+
+using Request = http::request<http::string_body>;
+
+// One client connection: reads requests one after another (keep-alive), answers each, and while
+// it streams, watches the socket for the client going away.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(HttpServer::Impl& server, tcp::socket socket)
+      : server_(server), stream_(std::move(socket)) {}
+
+  void start() { read_request(); }
+
+  // From the network thread: closes the connection; a stream in progress is cancelled.
+  void close() {
+    gone_ = true;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+ private:
+  void read_request() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
+    parser_->body_limit(server_.options.max_body_bytes);
+    // Keep-alive idle time until the first byte, then the whole request must arrive in time;
+    // one deadline (the shorter) keeps a slow client from holding the connection.
+    stream_.expires_after(std::min(server_.options.idle_timeout, server_.options.request_timeout));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted) {
+      return finish();
+    }
+    if (ec == http::error::body_limit) {
+      return respond_error({413, "invalid_request_error",
+                            fmt::format("the request body is over {} bytes",
+                                        server_.options.max_body_bytes),
+                            std::nullopt, "request_too_large"},
+                           /*keep_alive=*/false);
+    }
+    if (ec == http::error::header_limit) {
+      return respond_error({431, "invalid_request_error",
+                            fmt::format("the request headers are over {} bytes",
+                                        server_.options.max_header_bytes),
+                            std::nullopt, "headers_too_large"},
+                           false);
+    }
+    if (ec) {
+      if (ec == net::error::eof || ec == net::error::connection_reset) return finish();
+      return respond_error({400, "invalid_request_error",
+                            fmt::format("malformed HTTP request: {}", ec.message()), std::nullopt,
+                            std::nullopt},
+                           false);
+    }
+    request_ = parser_->release();
+    stream_.expires_never();
+    route();
+  }
+
+  void route() {
+    const std::string target(request_.target());
+    const std::string path = target.substr(0, target.find('?'));
+    const bool get = request_.method() == http::verb::get;
+    const bool post = request_.method() == http::verb::post;
+    if (path == "/healthz" && get) return respond(200, R"({"status":"ok"})");
+    if (path == "/readyz" && get) return readyz();
+    if (path == "/v1/models" && get) return models();
+    if (path == "/v1/chat/completions" && post) return chat();
+    if (path == "/v1/completions" && post) return completion();
+    const bool known = path == "/healthz" || path == "/readyz" || path == "/v1/models" ||
+                       path == "/v1/chat/completions" || path == "/v1/completions";
+    if (known) {
+      return respond_error({405, "invalid_request_error",
+                            fmt::format("{} does not take {}", path,
+                                        std::string(request_.method_string())),
+                            std::nullopt, "method_not_allowed"},
+                           request_.keep_alive());
+    }
+    respond_error({404, "invalid_request_error", fmt::format("no such endpoint: {}", path),
+                   std::nullopt, "unknown_url"},
+                  request_.keep_alive());
+  }
+
+  // The plugins that are active, with their states.
+  std::vector<host::PluginStatus> active_plugins() {
+    std::vector<host::PluginStatus> active;
+    for (auto& p : server_.host.list_plugins()) {
+      if (p.active) active.push_back(std::move(p));
+    }
+    return active;
+  }
+
+  void readyz() {
+    std::vector<std::string> not_ready;
+    for (const auto& p : active_plugins()) {
+      if (p.state != host::PluginState::kReady) {
+        not_ready.push_back(fmt::format("{} ({})", p.name, host::plugin_state_name(p.state)));
+      }
+    }
+    if (not_ready.empty()) return respond(200, R"({"status":"ready"})");
+    respond_error({503, "service_unavailable",
+                   fmt::format("not ready: {}", fmt::join(not_ready, ", ")), std::nullopt,
+                   "not_ready"},
+                  request_.keep_alive());
+  }
+
+  void models() {
+    std::vector<std::string> ids;
+    for (const auto& p : active_plugins()) ids.push_back(p.name);
+    respond(200, models_body(ids, unix_now()));
+  }
+
+  // 404 unless `model` is an active plugin.
+  bool check_model(const std::string& model) {
+    for (const auto& p : active_plugins()) {
+      if (p.name == model) return true;
+    }
+    respond_error({404, "invalid_request_error",
+                   fmt::format("the model '{}' does not exist (GET /v1/models lists them)", model),
+                   "model", "model_not_found"},
+                  request_.keep_alive());
+    return false;
+  }
+
+  void chat() {
+    ChatParse parsed = parse_chat_request(request_.body(), server_.options.limits);
+    if (!parsed.request) return respond_error(parsed.error, request_.keep_alive());
+    if (!check_model(parsed.request->model)) return;
+    auto r = std::make_shared<ChatRequest>(std::move(*parsed.request));
+    run_generation(*r, "chatcmpl-", [r](Host& host, const host::GenerateOptions& options,
+                                        host::TokenCallback on_chunk) {
+      return host.chat(r->model, r->chat_json, options, std::move(on_chunk));
+    });
+  }
+
+  void completion() {
+    CompletionParse parsed = parse_completion_request(request_.body(), server_.options.limits);
+    if (!parsed.request) return respond_error(parsed.error, request_.keep_alive());
+    if (!check_model(parsed.request->model)) return;
+    auto r = std::make_shared<CompletionRequest>(std::move(*parsed.request));
+    run_generation(*r, "cmpl-", [r](Host& host, const host::GenerateOptions& options,
+                                    host::TokenCallback on_chunk) {
+      return host.generate_stream(r->model, r->prompt, options, std::move(on_chunk));
+    });
+  }
+
+  using Call = std::function<Result<host::GenerateResult>(Host&, const host::GenerateOptions&,
+                                                          host::TokenCallback)>;
+
+  // Runs the request's n generations on a request thread; streams or answers at the end.
+  void run_generation(const GenerationRequest& request, std::string_view id_prefix, Call call) {
+    const bool chat = id_prefix == "chatcmpl-";
+    auto self = shared_from_this();
+    const std::string id = random_id(id_prefix);
+    const int64_t created = unix_now();
+    const bool keep_alive = request_.keep_alive();
+    streaming_ = request.stream;
+    if (streaming_) watch_for_disconnect();
+    server_.requests.submit([self, request, id, created, keep_alive, chat, call = std::move(call)] {
+      std::vector<Choice> choices;
+      Usage usage;
+      Status failure;
+      for (uint32_t i = 0; i < request.n && failure.ok(); ++i) {
+        host::GenerateOptions options = request.options;
+        if (options.seed && i > 0) options.seed = *options.seed + i;
+        host::TokenCallback on_chunk;
+        if (request.stream) {
+          bool first = true;
+          on_chunk = [self, &request, &id, created, chat, i, &first](const host::TokenChunk& c) {
+            if (self->gone_) return false;
+            std::string events;
+            if (chat && first) {
+              events += sse(chat_chunk_role(id, created, request.model, i));
+            }
+            first = false;
+            if (!c.text.empty()) {
+              events += sse(chat ? chat_chunk_content(id, created, request.model, i, c.text)
+                                 : completion_chunk(id, created, request.model, i, c.text,
+                                                    std::nullopt));
+            }
+            if (!events.empty()) self->post_event(std::move(events));
+            return true;
+          };
+        }
+        auto done = call(self->server_.host, options, std::move(on_chunk));
+        if (!done.ok()) {
+          failure = done.status();
+          break;
+        }
+        if (done->finish_reason == host::FinishReason::kCancelled) {
+          failure = cancelled_error("the client went away");
+          break;
+        }
+        if (i == 0) usage.prompt_tokens = done->prompt_tokens;
+        usage.completion_tokens += done->completion_tokens;
+        choices.push_back({done->text, done->finish_reason});
+        if (request.stream) {
+          self->post_event(sse(chat ? chat_chunk_finish(id, created, request.model, i,
+                                                        done->finish_reason)
+                                    : completion_chunk(id, created, request.model, i, "",
+                                                       done->finish_reason)));
+        }
+      }
+      if (!request.stream) {
+        net::post(self->stream_.get_executor(), [self, failure, choices, usage, request, id,
+                                                 created, keep_alive, chat] {
+          if (!failure.ok()) return self->respond_error(api_error_from(failure), keep_alive);
+          self->respond(200, chat ? chat_completion_body(id, created, request.model, choices, usage)
+                                  : completion_body(id, created, request.model, choices, usage));
+        });
+        return;
+      }
+      std::string tail;
+      if (!failure.ok()) {
+        tail = sse(stream_error_event(api_error_from(failure)));
+      } else if (request.include_usage) {
+        tail = sse(usage_chunk(id, created, request.model,
+                               chat ? "chat.completion.chunk" : "text_completion", usage));
+      }
+      tail += "data: [DONE]\n\n";
+      // A failure before anything was streamed is still an ordinary HTTP error.
+      self->post_stream_end(std::move(tail), failure, keep_alive);
+    });
+  }
+
+  static std::string sse(const std::string& json) { return "data: " + json + "\n\n"; }
+
+  // ---- streaming (all on the network thread) ----
+
+  void post_event(std::string events) {
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), events = std::move(events)]() mutable {
+                self->queue_write(std::move(events));
+              });
+  }
+
+  void post_stream_end(std::string tail, Status failure, bool keep_alive) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), tail = std::move(tail), failure,
+                                       keep_alive]() mutable {
+      if (!self->header_sent_ && !failure.ok()) {
+        self->streaming_ = false;
+        return self->respond_error(api_error_from(failure), keep_alive);
+      }
+      self->queue_write(std::move(tail));
+      self->stream_done_ = true;
+      self->pump();
+    });
+  }
+
+  void queue_write(std::string data) {
+    if (gone_) return;
+    pending_.push_back(std::move(data));
+    pump();
+  }
+
+  void pump() {
+    if (writing_ || gone_) return;
+    if (!header_sent_) {
+      writing_ = true;
+      header_sent_ = true;
+      auto response = std::make_shared<http::response<http::empty_body>>(http::status::ok,
+                                                                          request_.version());
+      response->set(http::field::content_type, "text/event-stream");
+      response->set(http::field::cache_control, "no-cache");
+      // The connection ends with the stream: its socket is being watched for the client leaving,
+      // so it cannot read a next request as well.
+      response->keep_alive(false);
+      response->chunked(true);
+      auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*response);
+      stream_.expires_after(server_.options.write_timeout);
+      http::async_write_header(stream_, *serializer,
+                               [self = shared_from_this(), response, serializer](
+                                   beast::error_code ec, size_t) { self->on_written(ec); });
+      return;
+    }
+    if (!pending_.empty()) {
+      writing_ = true;
+      auto data = std::make_shared<std::string>(std::move(pending_.front()));
+      pending_.pop_front();
+      stream_.expires_after(server_.options.write_timeout);
+      net::async_write(stream_, http::make_chunk(net::buffer(*data)),
+                       [self = shared_from_this(), data](beast::error_code ec, size_t) {
+                         self->on_written(ec);
+                       });
+      return;
+    }
+    if (stream_done_) {
+      writing_ = true;
+      stream_done_ = false;
+      stream_.expires_after(server_.options.write_timeout);
+      net::async_write(stream_, http::make_chunk_last(),
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         self->writing_ = false;
+                         self->streaming_ = false;
+                         static_cast<void>(ec);
+                         self->finish();
+                       });
+    }
+  }
+
+  void on_written(beast::error_code ec) {
+    writing_ = false;
+    if (ec) {
+      gone_ = true;
+      return finish();
+    }
+    pump();
+  }
+
+  // While a stream runs nothing else is read; a read that ends means the client went away.
+  void watch_for_disconnect() {
+    auto probe = std::make_shared<std::array<char, 256>>();
+    stream_.socket().async_read_some(
+        net::buffer(*probe), [self = shared_from_this(), probe](beast::error_code ec, size_t) {
+          if (ec) {
+            self->gone_ = true;
+          } else if (self->streaming_) {
+            self->watch_for_disconnect();  // pipelined bytes: the client is still there
+          }
+        });
+  }
+
+  // ---- whole responses ----
+
+  void respond(int status, std::string body, bool keep_alive = true) {
+    auto response = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(status), request_.version());
+    response->set(http::field::content_type, "application/json");
+    response->keep_alive(keep_alive && request_.keep_alive());
+    response->body() = std::move(body);
+    response->prepare_payload();
+    stream_.expires_after(server_.options.write_timeout);
+    http::async_write(stream_, *response,
+                      [self = shared_from_this(), response](beast::error_code ec, size_t) {
+                        if (ec || !response->keep_alive()) return self->finish();
+                        self->read_request();
+                      });
+  }
+
+  void respond_error(const ApiError& error, bool keep_alive) {
+    respond(error.http_status, error_body(error), keep_alive);
+  }
+
+  void finish() {
+    gone_ = true;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+    std::lock_guard lock(server_.sessions_mu);
+    server_.sessions.erase(shared_from_this());
+  }
+
+  HttpServer::Impl& server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Request request_;
+  std::atomic<bool> gone_{false};
+  bool streaming_ = false;
+  bool header_sent_ = false;
+  bool writing_ = false;
+  bool stream_done_ = false;
+  std::deque<std::string> pending_;
+};
+
+}  // namespace
+
+void HttpServer::Impl::accept() {
+  acceptor.async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopped) return;
+    if (!ec) {
+      auto session = std::make_shared<Session>(*this, std::move(socket));
+      {
+        std::lock_guard lock(sessions_mu);
+        sessions.insert(session);
+      }
+      session->start();
+    }
+    accept();
+  });
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(Host& host, ServerOptions options) {
+  auto impl = std::make_unique<Impl>(host, std::move(options));
+  beast::error_code ec;
+  const auto address = net::ip::make_address(impl->options.address, ec);
+  if (ec) {
+    return invalid_argument_error(
+        fmt::format("server: \"{}\" is not an IP address", impl->options.address));
+  }
+  const tcp::endpoint endpoint(address, impl->options.port);
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return unavailable_error(fmt::format("server: cannot listen on {}:{}: {}",
+                                         impl->options.address, impl->options.port, ec.message()));
+  }
+  impl->accept();
+  Impl* raw = impl.get();
+  impl->network = std::thread([raw] { raw->io.run(); });
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+uint16_t HttpServer::port() const {
+  beast::error_code ec;
+  return impl_->acceptor.local_endpoint(ec).port();
+}
+
+void HttpServer::stop() {
+  if (impl_->stopped.exchange(true)) return;
+  net::post(impl_->io, [this] {
+    beast::error_code ignored;
+    impl_->acceptor.close(ignored);
+    std::set<std::shared_ptr<Session>> sessions;
+    {
+      std::lock_guard lock(impl_->sessions_mu);
+      sessions = impl_->sessions;
+    }
+    for (const auto& s : sessions) s->close();
+  });
+  // The request threads finish their Host calls (closed sessions cancel their streams), then the
+  // network thread runs what they posted and stops.
+  impl_->requests.stop();
+  impl_->io.stop();
+  if (impl_->network.joinable()) impl_->network.join();
+  std::lock_guard lock(impl_->sessions_mu);
+  impl_->sessions.clear();
+}
+
+}  // namespace pio::server

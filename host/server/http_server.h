@@ -1,0 +1,71 @@
+#pragma once
+// HttpServer: the OpenAI-compatible HTTP API over a pio::Host (Boost.Beast).
+//
+//   GET  /healthz               the process is up
+//   GET  /readyz                every active plugin is ready (503 naming those that are not)
+//   GET  /v1/models             the active plugins
+//   POST /v1/chat/completions   Host::chat (stream: true sends server-sent events)
+//   POST /v1/completions        Host::generate
+//
+// Threads: one network thread runs every connection (reads, writes, timeouts); Host calls block,
+// so they run on a pool of request threads, and streamed chunks (which the Host delivers on its
+// own loop thread) are posted back to the network thread. A client that disconnects mid-stream
+// cancels its generation in the worker: the next chunk's callback answers false.
+//
+// Everything a client controls is bounded: header bytes (431), body bytes (413), the time to send
+// a whole request (slow clients are dropped before they reach a worker), idle keep-alive time,
+// the request fields (RequestLimits), and how long a write may wait for a client that stops
+// reading.
+//
+// The one thing a caller gets wrong: the Host must outlive the server, and stop() (or the
+// destructor) waits for the request threads, so in-flight Host calls finish or fail first.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "openai_protocol.h"
+#include "pio/host/host.h"
+#include "pio/ipc/status.h"
+
+namespace pio::server {
+
+struct ServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 8000;  // 0: any free port (see HttpServer::port)
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 4u << 20;
+  // From the first byte of a request until its last: a slow client is dropped after this.
+  std::chrono::milliseconds request_timeout{10'000};
+  // A keep-alive connection with no request in progress is closed after this.
+  std::chrono::milliseconds idle_timeout{60'000};
+  // A write to a client that does not read for this long ends the connection (and its stream).
+  std::chrono::milliseconds write_timeout{30'000};
+  // Host calls running at once; more requests wait for a thread.
+  uint32_t request_threads = 64;
+  RequestLimits limits;
+};
+
+class HttpServer {
+ public:
+  // Binds and starts serving; fails with the address and the reason when it cannot bind.
+  static Result<std::unique_ptr<HttpServer>> start(Host& host, ServerOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // The port bound (the chosen one when options.port was 0).
+  uint16_t port() const;
+  // Stops accepting, closes every connection (cancelling their generations) and waits for the
+  // request threads. Idempotent.
+  void stop();
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pio::server
