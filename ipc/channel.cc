@@ -9,18 +9,13 @@
 #include <fmt/format.h>
 
 #include "pio/ipc/socket_packet.h"
+#include "pio/ipc/spin_wait.h"
 
 namespace pio::ipc {
 namespace {
 
 // The 1-byte packet that means "look at your lane". Envelopes are never this short.
 constexpr uint8_t kWakeByte = 0x57;
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 Status violation(std::string_view what) {
   return invalid_argument_error(fmt::format("protocol violation: {}", what));
@@ -158,16 +153,12 @@ Status Channel::wait_for_lane_space(Deadline deadline) {
 Status Channel::receive(InboundMessage* out, Deadline deadline) {
   std::lock_guard lock(receive_mu_);
   if (broken()) return failed_precondition_error("channel is broken after a protocol violation");
-  const Deadline spin_until = Clock::now() + options_.spin;
-  for (;;) {
-    PIO_ASSIGN_OR_RETURN(bool got, try_receive_locked(out));
-    if (got) return ok_status();
-    if (Clock::now() >= spin_until) break;
-    cpu_relax();
-  }
+  Result<bool> got = false;
+  spin_until([&] { return !(got = try_receive_locked(out)).ok() || *got; }, options_.spin);
+  if (!got.ok() || *got) return got.status();
   for (;;) {
     reader_.announce_sleeping();
-    Result<bool> got = try_receive_locked(out);
+    got = try_receive_locked(out);
     if (!got.ok() || *got) {
       reader_.withdraw_sleeping();
       return got.status();

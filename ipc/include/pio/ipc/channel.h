@@ -43,7 +43,8 @@ enum class ChannelSide { kHost, kWorker };
 struct ChannelOptions {
   EnvelopeLimits limits;
   // How long a receiver polls its lane before it sleeps on the socket. Bounded: on 2 CPUs a long
-  // spin starves the peer when both land on one CPU (limits.md section 2).
+  // spin starves the peer when both land on one CPU (limits.md section 2); the polls yield the
+  // CPU (spin_until), so a peer woken onto this CPU runs at once.
   std::chrono::nanoseconds spin{20'000};
 };
 
