@@ -186,6 +186,8 @@ Result<HostConfig> parse_host_config(std::string_view json_text, std::string_vie
       config.plugins.emplace(name, std::move(settings));
     }
   }
+  PIO_ASSIGN_OR_RETURN(const nlohmann::json* server, fields.object("server"));
+  if (server != nullptr) config.server_json = server->dump();
   PIO_RETURN_IF_ERROR(fields.check_no_unknown());
   return config;
 }

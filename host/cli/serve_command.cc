@@ -35,6 +35,17 @@ Status run_serve(const ServeCommand& c) {
   options.port = c.port;
   options.max_body_bytes = c.max_body_bytes;
   options.limits.max_tokens = c.max_tokens;
+  // Tenants come from the host config's "server" section (--config); none: an open server.
+  PIO_ASSIGN_OR_RETURN(options.tenants,
+                       server::parse_tenants(running.host().config().server_json,
+                                             c.host.config_file.empty() ? "host config"
+                                                                        : c.host.config_file));
+  if (options.tenants.empty() && c.address != "127.0.0.1" && c.address != "::1") {
+    std::fprintf(stderr,
+                 "pio serve: warning: no tenants are configured, so anyone who can reach %s may "
+                 "call the API (add a \"server\": {\"tenants\": ...} section to --config)\n",
+                 c.address.c_str());
+  }
   PIO_ASSIGN_OR_RETURN(auto server, server::HttpServer::start(running.host(), options));
   std::printf("pio serve: %s on http://%s:%u/v1 (Ctrl-C stops)\n", running.name().c_str(),
               c.address.c_str(), server->port());

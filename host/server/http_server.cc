@@ -99,8 +99,13 @@ struct HttpServer::Impl {
   std::mutex sessions_mu;
   std::set<std::shared_ptr<Session>> sessions;
   std::atomic<bool> stopped{false};
+  TenantTable tenants;
 
-  Impl(Host& h, ServerOptions o) : host(h), options(std::move(o)), requests(options.request_threads) {}
+  Impl(Host& h, ServerOptions o)
+      : host(h),
+        options(std::move(o)),
+        requests(options.request_threads),
+        tenants(options.tenants) {}
 
   void accept();
 };
@@ -176,6 +181,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool post = request_.method() == http::verb::post;
     if (path == "/healthz" && get) return respond(200, R"({"status":"ok"})");
     if (path == "/readyz" && get) return readyz();
+    if (path.starts_with("/v1/") && !authenticate()) return;
     if (path == "/v1/models" && get) return models();
     if (path == "/v1/chat/completions" && post) return chat();
     if (path == "/v1/completions" && post) return completion();
@@ -191,6 +197,32 @@ class Session : public std::enable_shared_from_this<Session> {
     respond_error({404, "invalid_request_error", fmt::format("no such endpoint: {}", path),
                    std::nullopt, "unknown_url"},
                   request_.keep_alive());
+  }
+
+  // With tenants configured: the request's Bearer key names its tenant, else 401.
+  bool authenticate() {
+    if (server_.tenants.open()) return true;
+    const auto header = request_[http::field::authorization];
+    const std::string_view value(header.data(), header.size());
+    if (!value.starts_with("Bearer ") || value.size() == 7) {
+      respond_error({401, "invalid_request_error",
+                     "no API key: send the header Authorization: Bearer <your key>", std::nullopt,
+                     "invalid_api_key"},
+                    request_.keep_alive());
+      return false;
+    }
+    tenant_ = server_.tenants.authenticate(value.substr(7));
+    if (tenant_ < 0) {
+      respond_error({401, "invalid_request_error", "the API key is not valid", std::nullopt,
+                     "invalid_api_key"},
+                    request_.keep_alive());
+      return false;
+    }
+    return true;
+  }
+
+  bool tenant_may_use(const std::string& model) const {
+    return tenant_ < 0 || server_.tenants.tenant(tenant_).may_use(model);
   }
 
   // The plugins that are active, with their states.
@@ -218,14 +250,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void models() {
     std::vector<std::string> ids;
-    for (const auto& p : active_plugins()) ids.push_back(p.name);
+    for (const auto& p : active_plugins()) {
+      if (tenant_may_use(p.name)) ids.push_back(p.name);
+    }
     respond(200, models_body(ids, unix_now()));
   }
 
   // 404 unless `model` is an active plugin.
   bool check_model(const std::string& model) {
+    // Another tenant's model is answered as if it did not exist.
     for (const auto& p : active_plugins()) {
-      if (p.name == model) return true;
+      if (p.name == model && tenant_may_use(model)) return true;
     }
     respond_error({404, "invalid_request_error",
                    fmt::format("the model '{}' does not exist (GET /v1/models lists them)", model),
@@ -266,9 +301,28 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::string id = random_id(id_prefix);
     const int64_t created = unix_now();
     const bool keep_alive = request_.keep_alive();
+    const int tenant = tenant_;
+    if (tenant >= 0) {
+      const Admission admission = server_.tenants.admit(tenant);
+      if (!admission.admitted) {
+        retry_after_ = admission.retry_after;
+        return respond_error({429, "rate_limit_error", admission.why + "; retry later",
+                              std::nullopt, "rate_limit_exceeded"},
+                             keep_alive);
+      }
+    }
     streaming_ = request.stream;
     if (streaming_) watch_for_disconnect();
-    server_.requests.submit([self, request, id, created, keep_alive, chat, call = std::move(call)] {
+    server_.requests.submit([self, request, id, created, keep_alive, chat, tenant,
+                             call = std::move(call)] {
+      struct Finish {
+        HttpServer::Impl& server;
+        int tenant;
+        uint64_t tokens = 0;
+        ~Finish() {
+          if (tenant >= 0) server.tenants.finish(tenant, tokens);
+        }
+      } finish{self->server_, tenant};
       std::vector<Choice> choices;
       Usage usage;
       Status failure;
@@ -305,6 +359,7 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         if (i == 0) usage.prompt_tokens = done->prompt_tokens;
         usage.completion_tokens += done->completion_tokens;
+        finish.tokens = usage.prompt_tokens + usage.completion_tokens;
         choices.push_back({done->text, done->finish_reason});
         if (request.stream) {
           self->post_event(sse(chat ? chat_chunk_finish(id, created, request.model, i,
@@ -438,6 +493,10 @@ class Session : public std::enable_shared_from_this<Session> {
     auto response = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(status), request_.version());
     response->set(http::field::content_type, "application/json");
+    if (retry_after_.count() > 0) {
+      response->set(http::field::retry_after, std::to_string(retry_after_.count()));
+      retry_after_ = std::chrono::seconds(0);
+    }
     response->keep_alive(keep_alive && request_.keep_alive());
     response->body() = std::move(body);
     response->prepare_payload();
@@ -467,6 +526,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Request request_;
+  int tenant_ = -1;  // the authenticated tenant of the current request; -1 when open
+  std::chrono::seconds retry_after_{0};
   std::atomic<bool> gone_{false};
   bool streaming_ = false;
   bool header_sent_ = false;

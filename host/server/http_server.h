@@ -12,6 +12,10 @@
 // own loop thread) are posted back to the network thread. A client that disconnects mid-stream
 // cancels its generation in the worker: the next chunk's callback answers false.
 //
+// With tenants configured, /v1/* needs a tenant's API key (401 otherwise), a tenant sees and
+// reaches only its own models (others are 404, as if absent), and its limits answer 429 with
+// Retry-After. /healthz and /readyz need no key.
+//
 // Everything a client controls is bounded: header bytes (431), body bytes (413), the time to send
 // a whole request (slow clients are dropped before they reach a worker), idle keep-alive time,
 // the request fields (RequestLimits), and how long a write may wait for a client that stops
@@ -26,6 +30,7 @@
 #include <string>
 
 #include "openai_protocol.h"
+#include "tenants.h"
 #include "pio/host/host.h"
 #include "pio/ipc/status.h"
 
@@ -45,6 +50,8 @@ struct ServerOptions {
   // Host calls running at once; more requests wait for a thread.
   uint32_t request_threads = 64;
   RequestLimits limits;
+  // Who may call /v1/* (Authorization: Bearer KEY) and how much; none: open to every client.
+  std::vector<Tenant> tenants;
 };
 
 class HttpServer {

@@ -85,6 +85,22 @@ std::string get(const std::string& target) {
   return "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
 }
 
+// The same request with an API key.
+std::string with_key(std::string request, const std::string& key) {
+  const size_t at = request.find("\r\n") + 2;
+  return request.insert(at, "Authorization: Bearer " + key + "\r\n");
+}
+
+Tenant tenant(const std::string& name, const std::string& key, std::vector<std::string> models,
+              TenantLimits limits = {}) {
+  Tenant t;
+  t.name = name;
+  t.key_hashes = {sha256_of(key)};
+  t.models = std::move(models);
+  t.limits = limits;
+  return t;
+}
+
 std::string chat_body(const std::string& model, const std::string& content, bool stream) {
   return nlohmann::json({{"model", model},
                          {"messages", {{{"role", "user"}, {"content", content}}}},
@@ -249,6 +265,129 @@ TEST_F(HttpServerTest, ReadyzNamesAQuarantinedPlugin) {
   EXPECT_THAT(got, HasSubstr("503 Service Unavailable"));
   EXPECT_THAT(got, HasSubstr("hostile_segv_infer (quarantined)"));
   EXPECT_THAT(got, ::testing::Not(HasSubstr("echo (")));
+}
+
+TEST_F(HttpServerTest, ATenantSeesAndReachesOnlyItsOwnModels) {
+  install_hostile("slow_drip");
+  make_host(nlohmann::json({{"plugins", {{"hostile_slow_drip",
+                                          {{"model_roots", {(root_ / "models").string()}}}}}}})
+                .dump());
+  ASSERT_FALSE(HasFailure());
+  activate_echo();
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(host_->register_plugin(root_ / "plugins" / "hostile_slow_drip").ok());
+  ASSERT_TRUE(host_->activate_plugin("hostile_slow_drip").ok());
+  ServerOptions options;
+  options.tenants = {tenant("a", "key-a", {"echo"}), tenant("b", "key-b", {"hostile_slow_drip"})};
+  start_server(options);
+  auto ask = [&](const std::string& request) {
+    Connection c(port());
+    c.send(request);
+    return c.read_until("}]}", std::chrono::seconds(5));
+  };
+  const std::string models_a = ask(with_key(get("/v1/models"), "key-a"));
+  EXPECT_THAT(models_a, HasSubstr("\"id\":\"echo\""));
+  EXPECT_THAT(models_a, ::testing::Not(HasSubstr("hostile_slow_drip")));
+  const std::string cross = ask(with_key(post("/v1/chat/completions", chat_body("hostile_slow_drip", "x", false)), "key-a"));
+  EXPECT_THAT(cross, HasSubstr("404 Not Found"));
+  EXPECT_THAT(cross, HasSubstr("model_not_found"));
+  EXPECT_THAT(ask(with_key(post("/v1/chat/completions", chat_body("echo", "x", false)), "key-b")),
+              HasSubstr("404 Not Found"));
+  EXPECT_THAT(ask(with_key(post("/v1/chat/completions", chat_body("echo", "mine", false)), "key-a")),
+              HasSubstr("\"content\":\"mine\""));
+  EXPECT_THAT(ask(post("/v1/chat/completions", chat_body("echo", "x", false))),
+              HasSubstr("401 Unauthorized"));
+  EXPECT_THAT(ask(with_key(get("/v1/models"), "key-c")), HasSubstr("invalid_api_key"));
+  // No key needed for the health endpoints.
+  EXPECT_THAT(ask(get("/healthz")), HasSubstr("200 OK"));
+}
+
+TEST_F(HttpServerTest, ATenantOverItsLimitsGets429WithRetryAfter) {
+  make_host(R"({"plugins": {"echo": {"config": {"token_delay_ms": 20}}}})");
+  ASSERT_FALSE(HasFailure());
+  activate_echo();
+  ASSERT_FALSE(HasFailure());
+  ServerOptions options;
+  options.tenants = {tenant("a", "key-a", {"echo"}, {.max_concurrent = 1, .requests_per_minute = 3})};
+  start_server(options);
+  auto ask = [&](const std::string& content) {
+    Connection c(port());
+    c.send(with_key(post("/v1/chat/completions", chat_body("echo", content, false)), "key-a"));
+    return c.read_until("}}", std::chrono::seconds(10));
+  };
+  {
+    Connection slow(port());
+    slow.send(with_key(post("/v1/chat/completions", chat_body("echo", std::string(200, 's'), true)), "key-a"));
+    ASSERT_THAT(slow.read_until("\"content\":\"s\"", std::chrono::seconds(5)), HasSubstr("\"content\":\"s\""));
+    const std::string busy = ask("x");
+    EXPECT_THAT(busy, HasSubstr("429 Too Many Requests"));
+    EXPECT_THAT(busy, HasSubstr("Retry-After: 1"));
+    EXPECT_THAT(busy, HasSubstr("in flight"));
+  }
+  // The stream's client left; once its request ends, the tenant may run one again.
+  std::string next;
+  for (int i = 0; i < 100; ++i) {
+    next = ask("y");
+    if (next.find("429") == std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_THAT(next, HasSubstr("\"content\":\"y\""));
+  EXPECT_THAT(ask("z"), HasSubstr("\"content\":\"z\""));
+  // Three requests per minute: the fourth waits for a third of a minute.
+  const std::string over = ask("w");
+  EXPECT_THAT(over, HasSubstr("429 Too Many Requests"));
+  EXPECT_THAT(over, HasSubstr("Retry-After: 20"));
+  EXPECT_THAT(over, HasSubstr("requests per minute"));
+}
+
+TEST(Tenants, TheServerSectionIsParsedStrictlyAndKeysAreMatchedByHash) {
+  const std::string hash_a = "8d2a0d66e2bdd9e7b7e9ad2d1f7f0fc36f4b7e5d0b5f4a7ba1e0b1c2d3e4f5a6";
+  auto parsed = parse_tenants(R"({"tenants": {"a": {"api_keys_sha256": [")" + hash_a +
+                                  R"("], "models": ["*"], "tokens_per_minute": 100}}})",
+                              "test");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().to_string();
+  ASSERT_EQ(parsed->size(), 1u);
+  EXPECT_TRUE((*parsed)[0].may_use("anything"));
+  EXPECT_EQ((*parsed)[0].limits.tokens_per_minute, 100u);
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"tenant": {}})", "server.tenant"},
+      {R"({"tenants": {"a": {"models": ["x"]}}})", "api_keys_sha256"},
+      {R"({"tenants": {"a": {"api_keys_sha256": ["abc"], "models": ["x"]}}})", "64 hex"},
+      {R"({"tenants": {"a": {"api_keys_sha256": [")" "0000000000000000000000000000000000000000000000000000000000000000" R"("]}}})",
+       "models"},
+      {R"({"tenants": {"a": {"api_keys_sha256": [")" "0000000000000000000000000000000000000000000000000000000000000000" R"("], "models": ["x"], "max_concurrent": -1}}})",
+       "max_concurrent"},
+      {R"({"tenants": {"a": {"api_keys_sha256": [")" "0000000000000000000000000000000000000000000000000000000000000000" R"("], "models": ["x"], "rate": 1}}})",
+       "tenants.a.rate"},
+  };
+  for (const auto& [json, expected] : bad) {
+    auto p = parse_tenants(json, "test");
+    EXPECT_FALSE(p.ok()) << json;
+    EXPECT_THAT(p.status().message(), HasSubstr(expected)) << p.status().to_string();
+  }
+  // Two tenants may not share a key.
+  const std::string z = "0000000000000000000000000000000000000000000000000000000000000000";
+  auto shared = parse_tenants(R"({"tenants": {"a": {"api_keys_sha256": [")" + z +
+                                  R"("], "models": ["x"]}, "b": {"api_keys_sha256": [")" + z +
+                                  R"("], "models": ["y"]}}})",
+                              "test");
+  EXPECT_THAT(shared.status().message(), HasSubstr("share an API key"));
+
+  TenantTable table({tenant("a", "key-a", {"m"}), tenant("b", "key-b", {"m"})});
+  EXPECT_EQ(table.authenticate("key-a"), 0);
+  EXPECT_EQ(table.authenticate("key-b"), 1);
+  EXPECT_EQ(table.authenticate("key-"), -1);
+  EXPECT_EQ(table.authenticate(""), -1);
+}
+
+TEST(Tenants, ATokenBudgetSpentHoldsTheNextRequestBack) {
+  TenantTable table({tenant("a", "k", {"m"}, {.tokens_per_minute = 600})});
+  ASSERT_TRUE(table.admit(0).admitted);
+  table.finish(0, 900);  // 300 over budget: at 10 tokens/s, 31 s until it is positive again
+  const Admission held = table.admit(0);
+  EXPECT_FALSE(held.admitted);
+  EXPECT_GE(held.retry_after.count(), 30);
+  EXPECT_THAT(held.why, HasSubstr("tokens per minute"));
 }
 
 }  // namespace

@@ -10,13 +10,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import crypto from 'node:crypto';
 
 const require = createRequire(import.meta.url);
 const { OpenAI } = require(path.join(process.env.NODE_PATH, 'openai'));
 
 let server;
 let client;
+let port;
 let root;
+const apiKey = 'sk-pio-test-alpha';
 
 function copyPlugin(from, to) {
   fs.mkdirSync(to, { recursive: true, mode: 0o755 });
@@ -32,10 +35,17 @@ before(async () => {
   copyPlugin(process.env.PIO_ECHO_DIR, path.join(root, 'plugins', 'echo'));
   fs.chmodSync(path.join(root, 'plugins'), 0o755);
   fs.mkdirSync(path.join(root, 'model'), { mode: 0o755 });
+  // One tenant; the server keeps only the SHA-256 of its key.
+  const keyHash = crypto.createHash('sha256').update(apiKey).digest('hex');
+  const config = path.join(root, 'host.json');
+  fs.writeFileSync(config, JSON.stringify({
+    server: { tenants: { alpha: { api_keys_sha256: [keyHash], models: ['echo'] } } },
+  }));
   server = spawn(process.env.PIO_BIN, ['serve', '--plugin', 'echo', '--model', path.join(root, 'model'),
-    '--plugin-dir', path.join(root, 'plugins'), '--port', '0', '--max-body-bytes', '1048576'],
+    '--plugin-dir', path.join(root, 'plugins'), '--port', '0', '--max-body-bytes', '1048576',
+    '--config', config],
   { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise((resolve, reject) => {
+  port = await new Promise((resolve, reject) => {
     let out = '';
     server.stdout.on('data', (d) => {
       out += d;
@@ -44,7 +54,7 @@ before(async () => {
     });
     server.on('exit', (code) => reject(new Error(`pio serve exited with ${code}: ${out}`)));
   });
-  client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0 });
+  client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey, maxRetries: 0 });
 });
 
 after(async () => {
@@ -145,4 +155,13 @@ test('a field out of range is a BadRequestError naming it', async () => {
   await assert.rejects(
     client.chat.completions.create({ model: 'echo', messages: [{ role: 'user', content: 'x' }], temperature: 5 }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'temperature');
+});
+
+test('a wrong API key is an AuthenticationError', async () => {
+  const intruder = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-wrong', maxRetries: 0 });
+  await assert.rejects(intruder.models.list(),
+    (e) => e instanceof OpenAI.AuthenticationError && e.status === 401 && e.code === 'invalid_api_key');
+  await assert.rejects(
+    intruder.chat.completions.create({ model: 'echo', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e instanceof OpenAI.AuthenticationError);
 });

@@ -13,6 +13,8 @@
 //   "allow_degraded": false,                  // run policies whose kernel features are missing
 //   "defaults": PLUGIN_SETTINGS,              // for every plugin
 //   "plugins": { "echo": PLUGIN_SETTINGS, ... } // per plugin, over the defaults
+//   "server": { ... }                         // the HTTP server's section (tenants, keys):
+//                                             // host/server/server_config.h; the Host keeps it
 // }
 // PLUGIN_SETTINGS:
 // {
@@ -92,6 +94,8 @@ struct HostConfig {
   PluginSettings defaults;
   // Raw per-plugin overrides, applied over `defaults` by settings_for().
   std::map<std::string, PluginSettings, std::less<>> plugins;
+  // The "server" object as JSON text ("{}" when absent), for the HTTP server to parse.
+  std::string server_json = "{}";
 
   // The settings for plugin `name`: its own entry, or the defaults.
   const PluginSettings& settings_for(std::string_view name) const;
