@@ -1,5 +1,7 @@
 #include "http_server.h"
 
+#include "metrics.h"
+
 #include <fmt/format.h>
 
 #include <atomic>
@@ -100,6 +102,7 @@ struct HttpServer::Impl {
   std::set<std::shared_ptr<Session>> sessions;
   std::atomic<bool> stopped{false};
   TenantTable tenants;
+  ServerMetrics metrics;
 
   Impl(Host& h, ServerOptions o)
       : host(h),
@@ -171,6 +174,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     request_ = parser_->release();
     stream_.expires_never();
+    started_ = std::chrono::steady_clock::now();
+    endpoint_.clear();
+    model_.clear();
     route();
   }
 
@@ -181,11 +187,17 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool post = request_.method() == http::verb::post;
     if (path == "/healthz" && get) return respond(200, R"({"status":"ok"})");
     if (path == "/readyz" && get) return readyz();
+    if (path == "/metrics" && get) {
+      return respond(200, server_.metrics.render(server_.host.list_plugins()), true,
+                     "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (path == "/v1/chat/completions" || path == "/v1/completions") endpoint_ = path;
     if (path.starts_with("/v1/") && !authenticate()) return;
     if (path == "/v1/models" && get) return models();
     if (path == "/v1/chat/completions" && post) return chat();
     if (path == "/v1/completions" && post) return completion();
-    const bool known = path == "/healthz" || path == "/readyz" || path == "/v1/models" ||
+    const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics" ||
+                       path == "/v1/models" ||
                        path == "/v1/chat/completions" || path == "/v1/completions";
     if (known) {
       return respond_error({405, "invalid_request_error",
@@ -272,6 +284,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void chat() {
     ChatParse parsed = parse_chat_request(request_.body(), server_.options.limits);
     if (!parsed.request) return respond_error(parsed.error, request_.keep_alive());
+    model_ = parsed.request->model;
     if (!check_model(parsed.request->model)) return;
     auto r = std::make_shared<ChatRequest>(std::move(*parsed.request));
     run_generation(*r, "chatcmpl-", [r](Host& host, const host::GenerateOptions& options,
@@ -283,6 +296,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void completion() {
     CompletionParse parsed = parse_completion_request(request_.body(), server_.options.limits);
     if (!parsed.request) return respond_error(parsed.error, request_.keep_alive());
+    model_ = parsed.request->model;
     if (!check_model(parsed.request->model)) return;
     auto r = std::make_shared<CompletionRequest>(std::move(*parsed.request));
     run_generation(*r, "cmpl-", [r](Host& host, const host::GenerateOptions& options,
@@ -313,7 +327,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     streaming_ = request.stream;
     if (streaming_) watch_for_disconnect();
-    server_.requests.submit([self, request, id, created, keep_alive, chat, tenant,
+    server_.metrics.in_flight(+1);
+    const auto started = started_;
+    server_.requests.submit([self, request, id, created, keep_alive, chat, tenant, started,
                              call = std::move(call)] {
       struct Finish {
         HttpServer::Impl& server;
@@ -321,8 +337,11 @@ class Session : public std::enable_shared_from_this<Session> {
         uint64_t tokens = 0;
         ~Finish() {
           if (tenant >= 0) server.tenants.finish(tenant, tokens);
+          server.metrics.in_flight(-1);
         }
       } finish{self->server_, tenant};
+      ServerMetrics& metrics = self->server_.metrics;
+      auto last_token = std::make_shared<std::chrono::steady_clock::time_point>();
       std::vector<Choice> choices;
       Usage usage;
       Status failure;
@@ -332,8 +351,18 @@ class Session : public std::enable_shared_from_this<Session> {
         host::TokenCallback on_chunk;
         if (request.stream) {
           bool first = true;
-          on_chunk = [self, &request, &id, created, chat, i, &first](const host::TokenChunk& c) {
+          on_chunk = [self, &request, &id, created, chat, i, &first, &metrics, started,
+                      last_token](const host::TokenChunk& c) {
             if (self->gone_) return false;
+            const auto now = std::chrono::steady_clock::now();
+            if (*last_token == std::chrono::steady_clock::time_point{}) {
+              metrics.first_token(request.model,
+                                  std::chrono::duration<double>(now - started).count());
+            } else {
+              metrics.inter_token(request.model,
+                                  std::chrono::duration<double>(now - *last_token).count());
+            }
+            *last_token = now;
             std::string events;
             if (chat && first) {
               events += sse(chat_chunk_role(id, created, request.model, i));
@@ -368,6 +397,8 @@ class Session : public std::enable_shared_from_this<Session> {
                                                        done->finish_reason)));
         }
       }
+      metrics.tokens(request.model, self->tenant_name(tenant), usage.prompt_tokens,
+                     usage.completion_tokens);
       if (!request.stream) {
         net::post(self->stream_.get_executor(), [self, failure, choices, usage, request, id,
                                                  created, keep_alive, chat] {
@@ -408,6 +439,7 @@ class Session : public std::enable_shared_from_this<Session> {
         self->streaming_ = false;
         return self->respond_error(api_error_from(failure), keep_alive);
       }
+      self->record(failure.ok() ? 200 : api_error_from(failure).http_status);
       self->queue_write(std::move(tail));
       self->stream_done_ = true;
       self->pump();
@@ -489,10 +521,25 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // ---- whole responses ----
 
-  void respond(int status, std::string body, bool keep_alive = true) {
+  std::string tenant_name(int tenant) const {
+    return tenant < 0 ? std::string() : server_.tenants.tenant(tenant).name;
+  }
+
+  // One answered generation request in the metrics.
+  void record(int status) {
+    if (endpoint_.empty()) return;
+    server_.metrics.request_done(
+        endpoint_, model_, tenant_name(tenant_), status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    endpoint_.clear();
+  }
+
+  void respond(int status, std::string body, bool keep_alive = true,
+               const char* content_type = "application/json") {
+    record(status);
     auto response = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(status), request_.version());
-    response->set(http::field::content_type, "application/json");
+    response->set(http::field::content_type, content_type);
     if (retry_after_.count() > 0) {
       response->set(http::field::retry_after, std::to_string(retry_after_.count()));
       retry_after_ = std::chrono::seconds(0);
@@ -527,6 +574,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   Request request_;
   int tenant_ = -1;  // the authenticated tenant of the current request; -1 when open
+  std::chrono::steady_clock::time_point started_;
+  std::string endpoint_;  // a generation endpoint, until its answer is recorded
+  std::string model_;
   std::chrono::seconds retry_after_{0};
   std::atomic<bool> gone_{false};
   bool streaming_ = false;

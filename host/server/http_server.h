@@ -3,6 +3,7 @@
 //
 //   GET  /healthz               the process is up
 //   GET  /readyz                every active plugin is ready (503 naming those that are not)
+//   GET  /metrics               Prometheus text format (metrics.h)
 //   GET  /v1/models             the active plugins
 //   POST /v1/chat/completions   Host::chat (stream: true sends server-sent events)
 //   POST /v1/completions        Host::generate

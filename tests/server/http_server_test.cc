@@ -13,6 +13,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -388,6 +390,51 @@ TEST(Tenants, ATokenBudgetSpentHoldsTheNextRequestBack) {
   EXPECT_FALSE(held.admitted);
   EXPECT_GE(held.retry_after.count(), 30);
   EXPECT_THAT(held.why, HasSubstr("tokens per minute"));
+}
+
+TEST_F(HttpServerTest, MetricsAfterTrafficPassPromtoolAndCountWhatHappened) {
+  make_host();
+  ASSERT_FALSE(HasFailure());
+  activate_echo();
+  ASSERT_FALSE(HasFailure());
+  start_server();
+  auto ask = [&](const std::string& request, const std::string& until) {
+    Connection c(port());
+    c.send(request);
+    return c.read_until(until, std::chrono::seconds(10));
+  };
+  ask(post("/v1/chat/completions", chat_body("echo", "hello", false)), "}}");
+  ask(post("/v1/chat/completions", chat_body("echo", "streamed", true)), "[DONE]");
+  ask(post("/v1/completions", R"({"model": "echo", "prompt": "abc", "max_tokens": 2})"), "}}");
+  // A client-chosen model name with the characters label values must escape.
+  ask(post("/v1/completions", R"({"model": "we\"ird\\name\nx", "prompt": "abc"})"), "}}");
+  ask(post("/v1/chat/completions", "{broken"), "}}");
+  const std::string reply = ask(get("/metrics"), "pio_worker_resident_bytes{plugin=\"echo\"}");
+  const size_t body_at = reply.find("\r\n\r\n");
+  ASSERT_NE(body_at, std::string::npos);
+  const std::string body = reply.substr(body_at + 4);
+  EXPECT_THAT(reply, HasSubstr("text/plain; version=0.0.4"));
+  EXPECT_THAT(body, HasSubstr(R"(pio_requests_total{endpoint="/v1/chat/completions",model="echo",tenant="",status="200"} 2)"));
+  EXPECT_THAT(body, HasSubstr(R"(pio_requests_total{endpoint="/v1/completions",model="echo",tenant="",status="200"} 1)"));
+  EXPECT_THAT(body, HasSubstr(R"(model="we\"ird\\name\nx",tenant="",status="404"} 1)"));
+  EXPECT_THAT(body, HasSubstr(R"(status="400"} 1)"));
+  EXPECT_THAT(body, HasSubstr(R"(pio_generation_tokens_total{model="echo",tenant=""} 15)"));
+  EXPECT_THAT(body, HasSubstr(R"(pio_time_to_first_token_seconds_count{model="echo"} 1)"));
+  EXPECT_THAT(body, HasSubstr(R"(pio_inter_token_latency_seconds_count{model="echo"} 7)"));
+  EXPECT_THAT(body, HasSubstr(R"(pio_plugin_ready{plugin="echo"} 1)"));
+  EXPECT_THAT(body, HasSubstr("pio_requests_in_flight 0"));
+
+  // promtool (Debian package prometheus) is the reference parser and linter of the format.
+  const std::string file = (root_ / "metrics.txt").string();
+  std::ofstream(file) << body;
+  const std::string command = "promtool check metrics < " + file + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buf[512];
+  while (fgets(buf, sizeof(buf), pipe) != nullptr) output += buf;
+  const int rc = ::pclose(pipe);
+  EXPECT_EQ(rc, 0) << output << "\n---\n" << body;
 }
 
 }  // namespace
