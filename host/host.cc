@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -115,8 +117,48 @@ struct Host::Impl {
   std::mutex registry_mu;
   host::PluginRegistry registry;
 
-  // Loop thread only.
+  // How an active plugin was started, so that activate_instance can start another the same way.
+  struct Activation {
+    host::PluginManifest manifest;
+    host::PluginSettings settings;
+    std::string config_json;
+    std::optional<std::filesystem::path> model_path;
+  };
+
+  // Loop thread only. Keys: a plugin's name, or "<name>@<instance>".
   std::map<std::string, std::shared_ptr<PluginSupervisor>, std::less<>> active;
+  std::map<std::string, Activation, std::less<>> activations;
+
+  // Starts a supervisor for `activation` under `key` (loop thread); done(ok) once ready.
+  void start_supervisor(const std::string& key, const std::string& instance, Activation activation,
+                        std::function<void(Status)> done) {
+    if (active.contains(key)) {
+      return done(failed_precondition_error(fmt::format(
+          "plugin \"{}\" is already active (deactivate_plugin first to restart it)", key)));
+    }
+    auto policy = policy_for(activation.settings.trust_level);
+    if (!policy.ok()) {
+      return done(policy.status().with_context(
+          fmt::format("plugin \"{}\": trust level {}", key,
+                      sandbox::trust_level_name(activation.settings.trust_level))));
+    }
+    auto supervisor = std::make_shared<PluginSupervisor>(
+        io, *launcher, *policy, activation.manifest, activation.settings, config.worker_path,
+        activation.config_json, activation.model_path, poster);
+    supervisor->set_instance(instance);
+    active[key] = supervisor;
+    activations[key] = std::move(activation);
+    supervisor->start([this, key, supervisor, done](const Status& status) {
+      if (!status.ok()) {
+        auto it = active.find(key);
+        if (it != active.end() && it->second == supervisor) {
+          active.erase(it);
+          activations.erase(key);
+        }
+      }
+      done(status);
+    });
+  }
   std::map<sandbox::TrustLevel, std::shared_ptr<const sandbox::CompiledPolicy>> policies;
 
   bool on_loop() const { return std::this_thread::get_id() == loop.get_id(); }
@@ -271,6 +313,10 @@ std::vector<host::PluginStatus> Host::list_plugins() {
         s.version = m.version;
         out.push_back(s);
       }
+      for (auto i = impl_->active.lower_bound(m.name + "@");
+           i != impl_->active.end() && i->first.starts_with(m.name + "@"); ++i) {
+        out.push_back(i->second->status());
+      }
     }
     done(std::move(out));
   });
@@ -308,23 +354,28 @@ Status Host::activate_plugin(std::string_view name, host::ActivateOptions option
     model_path = *resolved;
   }
   return impl_->run<Status>([this, manifest, settings, config_json, model_path](auto done) mutable {
-    if (impl_->active.contains(manifest.name)) {
+    const std::string key = manifest.name;
+    impl_->start_supervisor(key, "", {manifest, settings, config_json, model_path}, done);
+  });
+}
+
+Status Host::activate_instance(std::string_view name, std::string_view instance) {
+  const bool valid = !instance.empty() && instance.size() <= 48 &&
+                     std::all_of(instance.begin(), instance.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+                              c == '-' || c == '.';
+                     });
+  if (!valid) {
+    return invalid_argument_error(fmt::format(
+        "plugin \"{}\": instance \"{}\": use 1-48 letters, digits, '_', '-' or '.'", name, instance));
+  }
+  return impl_->run<Status>([this, n = std::string(name), i = std::string(instance)](auto done) {
+    auto base = impl_->activations.find(n);
+    if (base == impl_->activations.end() || n.find('@') != std::string::npos) {
       return done(failed_precondition_error(fmt::format(
-          "plugin \"{}\" is already active (deactivate_plugin first to restart it)", manifest.name)));
+          "plugin \"{}\" is not active: activate_plugin it before an instance of it", n)));
     }
-    auto policy = impl_->policy_for(settings.trust_level);
-    if (!policy.ok()) {
-      return done(policy.status().with_context(fmt::format(
-          "plugin \"{}\": trust level {}", manifest.name, sandbox::trust_level_name(settings.trust_level))));
-    }
-    auto supervisor = std::make_shared<PluginSupervisor>(
-        impl_->io, *impl_->launcher, *policy, manifest, settings, impl_->config.worker_path,
-        config_json, model_path, impl_->poster);
-    impl_->active[manifest.name] = supervisor;
-    supervisor->start([this, name = manifest.name, done](const Status& status) {
-      if (!status.ok()) impl_->active.erase(name);
-      done(status);
-    });
+    impl_->start_supervisor(n + "@" + i, i, base->second, done);
   });
 }
 
@@ -332,12 +383,25 @@ Status Host::deactivate_plugin(std::string_view name) {
   return impl_->run<Status>([this, n = std::string(name)](auto done) {
     auto supervisor = impl_->find_active(n);
     if (!supervisor.ok()) return done(supervisor.status());
-    std::shared_ptr<PluginSupervisor> s = *supervisor;
-    s->stop([this, n, s, done] {
-      auto it = impl_->active.find(n);
-      if (it != impl_->active.end() && it->second == s) impl_->active.erase(it);
-      done(ok_status());
-    });
+    // A plugin's instances go with it.
+    std::vector<std::string> keys = {n};
+    if (n.find('@') == std::string::npos) {
+      for (const auto& [key, ignored] : impl_->active) {
+        if (key.starts_with(n + "@")) keys.push_back(key);
+      }
+    }
+    auto left = std::make_shared<size_t>(keys.size());
+    for (const std::string& key : keys) {
+      std::shared_ptr<PluginSupervisor> s = impl_->active[key];
+      s->stop([this, key, s, left, done] {
+        auto it = impl_->active.find(key);
+        if (it != impl_->active.end() && it->second == s) {
+          impl_->active.erase(it);
+          impl_->activations.erase(key);
+        }
+        if (--*left == 0) done(ok_status());
+      });
+    }
   });
 }
 

@@ -50,7 +50,10 @@ PluginSupervisor::~PluginSupervisor() {
   if (current_ && current_->log) current_->log->stop();
 }
 
-std::string PluginSupervisor::who() const { return fmt::format("plugin \"{}\"", manifest_.name); }
+std::string PluginSupervisor::who() const {
+  return instance_.empty() ? fmt::format("plugin \"{}\"", manifest_.name)
+                           : fmt::format("plugin \"{}@{}\"", manifest_.name, instance_);
+}
 
 pid_t PluginSupervisor::pid() const {
   return current_ && current_->worker && !current_->worker->exited() ? current_->worker->pid() : 0;
@@ -59,6 +62,7 @@ pid_t PluginSupervisor::pid() const {
 PluginStatus PluginSupervisor::status() const {
   PluginStatus s;
   s.name = manifest_.name;
+  s.instance = instance_;
   s.version = manifest_.version;
   s.active = state_ != PluginState::kStopped;
   s.state = state_;

@@ -94,6 +94,9 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
   void kill_now(const Status& why);
 
   PluginStatus status() const;
+  // A second worker of the plugin (Host::activate_instance): named "<plugin>@<instance>" in
+  // messages and status. Set before start().
+  void set_instance(std::string instance) { instance_ = std::move(instance); }
   PluginState state() const { return state_; }
   const PluginManifest& manifest() const { return manifest_; }
   // Request ids are unique per supervisor; the Host needs one to cancel a stream.
@@ -141,6 +144,7 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
   sandbox::WorkerLauncher& launcher_;
   std::shared_ptr<const sandbox::CompiledPolicy> policy_;
   PluginManifest manifest_;
+  std::string instance_;
   PluginSettings settings_;
   std::filesystem::path worker_path_;
   std::string config_json_;

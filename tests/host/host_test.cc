@@ -4,7 +4,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -134,6 +134,36 @@ TEST_F(HostTest, ModelPathsOutsideTheRootsAreRefusedBeforeAnyWorkerStarts) {
   auto answer = host_->execute_plugin("echo", std::move(info));
   ASSERT_TRUE(answer.ok()) << answer.status().to_string();
   EXPECT_EQ(nlohmann::json::parse(answer->json())["model_path"], fs::canonical(root_ / "models" / "echo").string());
+}
+
+TEST_F(HostTest, AnInstanceIsASecondWorkerOfThePluginThatGoesWithIt) {
+  make_host();
+  ASSERT_FALSE(HasFailure());
+  activate_echo();
+  ASSERT_FALSE(HasFailure());
+  Status s = host_->activate_instance("echo", "tenant-a");
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  auto text = host_->generate("echo@tenant-a", "mine", {.max_tokens = 10});
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  EXPECT_EQ(text->text, "mine");
+  auto base = host_->plugin_status("echo");
+  auto instance = host_->plugin_status("echo@tenant-a");
+  ASSERT_TRUE(base.ok() && instance.ok());
+  EXPECT_NE(base->pid, instance->pid);  // its own process
+  EXPECT_EQ(instance->instance, "tenant-a");
+  const auto listed = host_->list_plugins();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[1].name, "echo");
+  EXPECT_EQ(listed[1].instance, "tenant-a");
+  // Killing the instance's worker leaves the plugin's own worker alone.
+  ::kill(instance->pid, SIGKILL);
+  expect_echo_answers();
+  EXPECT_EQ(host_->activate_instance("echo", "tenant-a").code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(host_->activate_instance("echo", "bad/name").code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(host_->activate_instance("nope", "x").code(), ErrorCode::kFailedPrecondition);
+  ASSERT_TRUE(host_->deactivate_plugin("echo").ok());
+  EXPECT_FALSE(host_->plugin_status("echo@tenant-a").ok());
+  EXPECT_EQ(host_->list_plugins().size(), 1u);
 }
 
 TEST_F(HostTest, ActivatingTwiceOrAnUnknownPluginSaysWhatToDo) {

@@ -57,13 +57,19 @@ class Host {
   host::DiscoveryReport discover_and_load_plugins();
   host::DiscoveryReport load_plugins_from_directory(const std::filesystem::path& dir);
   Result<host::PluginManifest> register_plugin(const std::filesystem::path& plugin_dir);
-  // Every registered plugin with its state (stopped when not active).
+  // Every registered plugin with its state (stopped when not active), then its instances.
   std::vector<host::PluginStatus> list_plugins();
   Result<host::PluginStatus> plugin_status(std::string_view name);
 
   // Spawns the plugin's worker and waits until it is ready (initialize and load_model done).
   Status activate_plugin(std::string_view name, host::ActivateOptions options = {});
-  // Drains in-flight requests, asks the worker to shut down, kills it after the timeout.
+  // Another worker of the active plugin `name`, started exactly as its own was (manifest, host
+  // settings, config, model path), under the key "<name>@<instance>", which every verb then takes
+  // as the plugin's name. For callers that must not share a worker process (the server gives
+  // each tenant its own). `instance`: 1-48 letters, digits, '_', '-', '.'.
+  Status activate_instance(std::string_view name, std::string_view instance);
+  // Drains in-flight requests, asks the worker to shut down, kills it after the timeout. For
+  // "<name>@<instance>" only that instance; for a plugin name, its instances too.
   Status deactivate_plugin(std::string_view name);
 
   // infer (command "") or execute (a command). Inputs are copied into the worker's input ring.

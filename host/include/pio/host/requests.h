@@ -105,6 +105,9 @@ std::string_view plugin_state_name(PluginState state);
 
 struct PluginStatus {
   std::string name;
+  // Empty for the plugin's own worker; a second worker's instance (Host::activate_instance),
+  // whose verbs take "<name>@<instance>" as the plugin name.
+  std::string instance;
   std::string version;
   bool active = false;
   PluginState state = PluginState::kStopped;
