@@ -379,6 +379,29 @@ Status Host::activate_instance(std::string_view name, std::string_view instance)
   });
 }
 
+Status Host::restart_plugin(std::string_view name) {
+  return impl_->run<Status>([this, key = std::string(name)](auto done) {
+    auto supervisor = impl_->find_active(key);
+    if (!supervisor.ok()) return done(supervisor.status());
+    auto activation = impl_->activations.find(key);
+    if (activation == impl_->activations.end()) {
+      return done(internal_error(fmt::format("plugin \"{}\" is active without an activation", key)));
+    }
+    Impl::Activation again = activation->second;
+    const size_t at = key.find('@');
+    const std::string instance = at == std::string::npos ? "" : key.substr(at + 1);
+    std::shared_ptr<PluginSupervisor> s = *supervisor;
+    s->stop([this, key, instance, s, again = std::move(again), done]() mutable {
+      auto it = impl_->active.find(key);
+      if (it != impl_->active.end() && it->second == s) {
+        impl_->active.erase(it);
+        impl_->activations.erase(key);
+      }
+      impl_->start_supervisor(key, instance, std::move(again), done);
+    });
+  });
+}
+
 Status Host::deactivate_plugin(std::string_view name) {
   return impl_->run<Status>([this, n = std::string(name)](auto done) {
     auto supervisor = impl_->find_active(n);

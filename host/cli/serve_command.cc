@@ -26,6 +26,7 @@ struct ServeCommand {
   uint16_t port = 8000;
   size_t max_body_bytes = 4u << 20;
   uint32_t max_tokens = 8192;
+  uint32_t drain_seconds = 30;
 };
 
 Status run_serve(const ServeCommand& c) {
@@ -35,11 +36,15 @@ Status run_serve(const ServeCommand& c) {
   options.port = c.port;
   options.max_body_bytes = c.max_body_bytes;
   options.limits.max_tokens = c.max_tokens;
-  // Tenants come from the host config's "server" section (--config); none: an open server.
-  PIO_ASSIGN_OR_RETURN(options.tenants,
-                       server::parse_tenants(running.host().config().server_json,
-                                             c.host.config_file.empty() ? "host config"
-                                                                        : c.host.config_file));
+  // Tenants, shared plugins and admin keys come from the host config's "server" section
+  // (--config); none: an open server.
+  PIO_ASSIGN_OR_RETURN(server::ServerConfig config,
+                       server::parse_server_config(running.host().config().server_json,
+                                                   c.host.config_file.empty() ? "host config"
+                                                                              : c.host.config_file));
+  options.tenants = std::move(config.tenants);
+  options.shared_plugins = std::move(config.shared_plugins);
+  options.admin_keys = std::move(config.admin_keys);
   if (options.tenants.empty() && c.address != "127.0.0.1" && c.address != "::1") {
     std::fprintf(stderr,
                  "pio serve: warning: no tenants are configured, so anyone who can reach %s may "
@@ -58,8 +63,9 @@ Status run_serve(const ServeCommand& c) {
   interrupt::arm();
   while (!interrupt::cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   interrupt::disarm();
-  std::fprintf(stderr, "pio serve: stopping\n");
-  server->stop();
+  std::fprintf(stderr, "pio serve: stopping (streams in flight get up to %u s to finish)\n",
+               c.drain_seconds);
+  server->shutdown(std::chrono::seconds(c.drain_seconds));
   return ok_status();
 }
 
@@ -76,6 +82,9 @@ void add_serve_command(CLI::App& app, std::vector<Command>* commands) {
   sub->add_option("--max-body-bytes", c->max_body_bytes, "Largest request body (413 above)")
       ->capture_default_str();
   sub->add_option("--max-tokens-limit", c->max_tokens, "Largest max_tokens a request may ask")
+      ->capture_default_str();
+  sub->add_option("--drain-seconds", c->drain_seconds,
+                  "On SIGTERM/SIGINT, how long requests in flight may take to finish")
       ->capture_default_str();
   commands->push_back({sub, [c] { return run_serve(*c); }});
 }

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -14,11 +16,14 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
 #include <thread>
 #include <vector>
+
+#include "pio/sandbox/policy.h"
 
 namespace pio::server {
 namespace {
@@ -38,7 +43,9 @@ std::string random_id(std::string_view prefix) {
   return fmt::format("{}{:016x}{:08x}", prefix, random(), static_cast<uint32_t>(random()));
 }
 
-// Blocking Host calls run here, off the network thread.
+// Blocking Host calls run here, off the network thread. Work waits in one queue per tenant
+// (-1: no tenant) and threads take from the queues in turn, so a tenant that floods the server
+// only lengthens its own queue.
 class RequestThreads {
  public:
   explicit RequestThreads(uint32_t n) {
@@ -47,11 +54,13 @@ class RequestThreads {
     }
   }
   ~RequestThreads() { stop(); }
-  void submit(std::function<void()> work) {
+  void submit(int tenant, std::function<void()> work) {
     {
       std::lock_guard lock(mu_);
       if (stopping_) return;
-      queue_.push_back(std::move(work));
+      auto& queue = queues_[tenant];
+      if (queue.empty()) turns_.push_back(tenant);
+      queue.push_back(std::move(work));
     }
     cv_.notify_one();
   }
@@ -72,17 +81,22 @@ class RequestThreads {
       std::function<void()> work;
       {
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stopping, nothing left
-        work = std::move(queue_.front());
-        queue_.pop_front();
+        cv_.wait(lock, [&] { return stopping_ || !turns_.empty(); });
+        if (turns_.empty()) return;  // stopping, nothing left
+        const int tenant = turns_.front();
+        turns_.pop_front();
+        auto& queue = queues_[tenant];
+        work = std::move(queue.front());
+        queue.pop_front();
+        if (!queue.empty()) turns_.push_back(tenant);  // its next request waits for its turn
       }
       work();
     }
   }
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
+  std::map<int, std::deque<std::function<void()>>> queues_;
+  std::deque<int> turns_;  // tenants with work waiting, in the order they are served
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
@@ -103,6 +117,32 @@ struct HttpServer::Impl {
   std::atomic<bool> stopped{false};
   TenantTable tenants;
   ServerMetrics metrics;
+  std::atomic<int> in_flight{0};
+  std::atomic<bool> draining{false};
+
+  bool shared(const std::string& plugin) const {
+    return tenants.open() || std::find(options.shared_plugins.begin(), options.shared_plugins.end(),
+                                       plugin) != options.shared_plugins.end();
+  }
+  // The Host plugin key a tenant's requests for `model` go to.
+  std::string route_key(const std::string& model, int tenant) const {
+    if (tenant < 0 || shared(model)) return model;
+    return model + "@" + tenants.tenant(tenant).name;
+  }
+  // Starts each tenant's worker of active plugin `name` (none when it is shared).
+  Status activate_for_tenants(const std::string& name) {
+    if (shared(name)) return ok_status();
+    for (size_t i = 0; i < options.tenants.size(); ++i) {
+      const Tenant& t = options.tenants[i];
+      if (!t.may_use(name)) continue;
+      Status s = host.activate_instance(name, t.name);
+      if (!s.ok() && s.code() != ErrorCode::kFailedPrecondition) {
+        return s.with_context(fmt::format("tenant \"{}\"", t.name));
+      }
+      if (!s.ok() && !host.plugin_status(name + "@" + t.name).ok()) return s;
+    }
+    return ok_status();
+  }
 
   Impl(Host& h, ServerOptions o)
       : host(h),
@@ -192,6 +232,13 @@ class Session : public std::enable_shared_from_this<Session> {
                      "text/plain; version=0.0.4; charset=utf-8");
     }
     if (path == "/v1/chat/completions" || path == "/v1/completions") endpoint_ = path;
+    if (server_.draining && path != "/healthz" && path != "/metrics") {
+      return respond_error({503, "service_unavailable",
+                            "the server is shutting down; retry on another instance",
+                            std::nullopt, "shutting_down"},
+                           false);
+    }
+    if (path.starts_with("/admin/")) return admin(path, get, post);
     if (path.starts_with("/v1/") && !authenticate()) return;
     if (path == "/v1/models" && get) return models();
     if (path == "/v1/chat/completions" && post) return chat();
@@ -241,7 +288,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<host::PluginStatus> active_plugins() {
     std::vector<host::PluginStatus> active;
     for (auto& p : server_.host.list_plugins()) {
-      if (p.active) active.push_back(std::move(p));
+      if (p.active && p.instance.empty()) active.push_back(std::move(p));
     }
     return active;
   }
@@ -287,9 +334,10 @@ class Session : public std::enable_shared_from_this<Session> {
     model_ = parsed.request->model;
     if (!check_model(parsed.request->model)) return;
     auto r = std::make_shared<ChatRequest>(std::move(*parsed.request));
-    run_generation(*r, "chatcmpl-", [r](Host& host, const host::GenerateOptions& options,
-                                        host::TokenCallback on_chunk) {
-      return host.chat(r->model, r->chat_json, options, std::move(on_chunk));
+    const std::string key = server_.route_key(r->model, tenant_);
+    run_generation(*r, "chatcmpl-", [r, key](Host& host, const host::GenerateOptions& options,
+                                             host::TokenCallback on_chunk) {
+      return host.chat(key, r->chat_json, options, std::move(on_chunk));
     });
   }
 
@@ -299,9 +347,10 @@ class Session : public std::enable_shared_from_this<Session> {
     model_ = parsed.request->model;
     if (!check_model(parsed.request->model)) return;
     auto r = std::make_shared<CompletionRequest>(std::move(*parsed.request));
-    run_generation(*r, "cmpl-", [r](Host& host, const host::GenerateOptions& options,
-                                    host::TokenCallback on_chunk) {
-      return host.generate_stream(r->model, r->prompt, options, std::move(on_chunk));
+    const std::string key = server_.route_key(r->model, tenant_);
+    run_generation(*r, "cmpl-", [r, key](Host& host, const host::GenerateOptions& options,
+                                         host::TokenCallback on_chunk) {
+      return host.generate_stream(key, r->prompt, options, std::move(on_chunk));
     });
   }
 
@@ -328,9 +377,10 @@ class Session : public std::enable_shared_from_this<Session> {
     streaming_ = request.stream;
     if (streaming_) watch_for_disconnect();
     server_.metrics.in_flight(+1);
+    ++server_.in_flight;
     const auto started = started_;
-    server_.requests.submit([self, request, id, created, keep_alive, chat, tenant, started,
-                             call = std::move(call)] {
+    server_.requests.submit(tenant, [self, request, id, created, keep_alive, chat, tenant, started,
+                                     call = std::move(call)] {
       struct Finish {
         HttpServer::Impl& server;
         int tenant;
@@ -338,6 +388,7 @@ class Session : public std::enable_shared_from_this<Session> {
         ~Finish() {
           if (tenant >= 0) server.tenants.finish(tenant, tokens);
           server.metrics.in_flight(-1);
+          --server.in_flight;
         }
       } finish{self->server_, tenant};
       ServerMetrics& metrics = self->server_.metrics;
@@ -422,6 +473,122 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   static std::string sse(const std::string& json) { return "data: " + json + "\n\n"; }
+
+  // ---- admin API ----
+
+  void admin(const std::string& path, bool get, bool post) {
+    const bool keep_alive = request_.keep_alive();
+    if (server_.options.admin_keys.empty()) {
+      return respond_error({403, "permission_error",
+                            "the admin API is off: list the SHA-256 of an admin key in the host "
+                            "config's server.admin_keys_sha256",
+                            std::nullopt, "admin_disabled"},
+                           keep_alive);
+    }
+    const auto header = request_[http::field::authorization];
+    const std::string_view value(header.data(), header.size());
+    if (!value.starts_with("Bearer ") ||
+        !key_matches(value.substr(7), server_.options.admin_keys)) {
+      return respond_error({401, "invalid_request_error", "the admin API needs an admin key",
+                            std::nullopt, "invalid_api_key"},
+                           keep_alive);
+    }
+    if (path == "/admin/plugins") {
+      if (!get) return method_not_allowed(path);
+      return run_admin([](HttpServer::Impl& server) -> Result<std::string> {
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& p : server.host.list_plugins()) {
+          const auto& settings = server.host.config().settings_for(p.name);
+          list.push_back({{"name", p.name},
+                          {"instance", p.instance},
+                          {"version", p.version},
+                          {"active", p.active},
+                          {"state", host::plugin_state_name(p.state)},
+                          {"pid", p.pid},
+                          {"trust_level", sandbox::trust_level_name(settings.trust_level)},
+                          {"restarts", p.restarts},
+                          {"crashes", p.crashes},
+                          {"quarantined", p.state == host::PluginState::kQuarantined},
+                          {"last_crash", p.last_crash}});
+        }
+        return nlohmann::json({{"plugins", list}}).dump();
+      });
+    }
+    // /admin/plugins/NAME/VERB
+    const std::string rest = path.substr(std::string_view("/admin/plugins/").size());
+    const size_t slash = rest.find('/');
+    if (!path.starts_with("/admin/plugins/") || slash == std::string::npos || slash == 0) {
+      return respond_error({404, "invalid_request_error", fmt::format("no such endpoint: {}", path),
+                            std::nullopt, "unknown_url"},
+                           keep_alive);
+    }
+    const std::string name = rest.substr(0, slash);
+    const std::string verb = rest.substr(slash + 1);
+    if (!post) return method_not_allowed(path);
+    if (verb == "load") {
+      const nlohmann::json body = request_.body().empty()
+                                      ? nlohmann::json::object()
+                                      : nlohmann::json::parse(request_.body(), nullptr, false);
+      if (!body.is_object() || (body.contains("model_path") && !body["model_path"].is_string()) ||
+          (body.contains("config") && !body["config"].is_object())) {
+        return respond_error(invalid_field("", "the body is {\"model_path\": \"...\"?, "
+                                               "\"config\": {...}?}"),
+                             keep_alive);
+      }
+      host::ActivateOptions options;
+      if (body.contains("model_path")) options.model_path = body["model_path"].get<std::string>();
+      if (body.contains("config")) options.config_json = body["config"].dump();
+      return run_admin([name, options](HttpServer::Impl& server) -> Result<std::string> {
+        PIO_RETURN_IF_ERROR(server.host.activate_plugin(name, options));
+        PIO_RETURN_IF_ERROR(server.activate_for_tenants(name));
+        return nlohmann::json({{"loaded", name}}).dump();
+      });
+    }
+    if (verb == "unload") {
+      return run_admin([name](HttpServer::Impl& server) -> Result<std::string> {
+        PIO_RETURN_IF_ERROR(server.host.deactivate_plugin(name));
+        return nlohmann::json({{"unloaded", name}}).dump();
+      });
+    }
+    if (verb == "restart") {
+      return run_admin([name](HttpServer::Impl& server) -> Result<std::string> {
+        std::vector<std::string> keys;
+        for (const auto& p : server.host.list_plugins()) {
+          if (p.name == name && p.active) {
+            keys.push_back(p.instance.empty() ? p.name : p.name + "@" + p.instance);
+          }
+        }
+        if (keys.empty()) {
+          return failed_precondition_error(fmt::format("plugin \"{}\" is not loaded", name));
+        }
+        for (const std::string& key : keys) PIO_RETURN_IF_ERROR(server.host.restart_plugin(key));
+        return nlohmann::json({{"restarted", keys}}).dump();
+      });
+    }
+    respond_error({404, "invalid_request_error",
+                   fmt::format("no admin verb \"{}\" (load, unload, restart)", verb), std::nullopt,
+                   "unknown_url"},
+                  keep_alive);
+  }
+
+  void method_not_allowed(const std::string& path) {
+    respond_error({405, "invalid_request_error",
+                   fmt::format("{} does not take {}", path, std::string(request_.method_string())),
+                   std::nullopt, "method_not_allowed"},
+                  request_.keep_alive());
+  }
+
+  // Admin work blocks on the Host: it runs on a request thread, outside the tenants' turns.
+  void run_admin(std::function<Result<std::string>(HttpServer::Impl&)> work) {
+    const bool keep_alive = request_.keep_alive();
+    server_.requests.submit(-2, [self = shared_from_this(), work = std::move(work), keep_alive] {
+      Result<std::string> answer = work(self->server_);
+      net::post(self->stream_.get_executor(), [self, answer = std::move(answer), keep_alive] {
+        if (!answer.ok()) return self->respond_error(api_error_from(answer.status()), keep_alive);
+        self->respond(200, *answer, keep_alive);
+      });
+    });
+  }
 
   // ---- streaming (all on the network thread) ----
 
@@ -620,10 +787,29 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(Host& host, ServerOptions 
     return unavailable_error(fmt::format("server: cannot listen on {}:{}: {}",
                                          impl->options.address, impl->options.port, ec.message()));
   }
+  // Each tenant's own workers of the plugins already active (load through the admin API starts
+  // them for plugins loaded later).
+  for (const auto& p : host.list_plugins()) {
+    if (!p.active || !p.instance.empty()) continue;
+    PIO_RETURN_IF_ERROR(impl->activate_for_tenants(p.name).with_context("server"));
+  }
   impl->accept();
   Impl* raw = impl.get();
   impl->network = std::thread([raw] { raw->io.run(); });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+void HttpServer::shutdown(std::chrono::milliseconds drain) {
+  impl_->draining = true;
+  net::post(impl_->io, [this] {
+    beast::error_code ignored;
+    impl_->acceptor.close(ignored);
+  });
+  const auto end = std::chrono::steady_clock::now() + drain;
+  while (impl_->in_flight > 0 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop();
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -7,6 +7,12 @@
 //   GET  /v1/models             the active plugins
 //   POST /v1/chat/completions   Host::chat (stream: true sends server-sent events)
 //   POST /v1/completions        Host::generate
+//   GET  /admin/plugins                    every plugin and worker: state, pid, trust level,
+//                                          restarts, crashes, quarantine, last crash
+//   POST /admin/plugins/NAME/load          {"model_path"?, "config"?}: activate (and the tenants'
+//                                          workers of it)
+//   POST /admin/plugins/NAME/unload        deactivate it and its tenants' workers
+//   POST /admin/plugins/NAME/restart       restart its workers (a quarantined plugin too)
 //
 // Threads: one network thread runs every connection (reads, writes, timeouts); Host calls block,
 // so they run on a pool of request threads, and streamed chunks (which the Host delivers on its
@@ -15,7 +21,11 @@
 //
 // With tenants configured, /v1/* needs a tenant's API key (401 otherwise), a tenant sees and
 // reaches only its own models (others are 404, as if absent), and its limits answer 429 with
-// Retry-After. /healthz and /readyz need no key.
+// Retry-After. Each tenant's requests run on its own worker of the plugin (Host instance
+// "<plugin>@<tenant>", started with the server) unless the plugin is shared, and request threads
+// are handed out round-robin between tenants with work waiting, so one tenant's flood waits
+// behind its own requests, not in front of another's. /admin/* needs an admin key. /healthz,
+// /readyz and /metrics need no key.
 //
 // Everything a client controls is bounded: header bytes (431), body bytes (413), the time to send
 // a whole request (slow clients are dropped before they reach a worker), idle keep-alive time,
@@ -53,6 +63,10 @@ struct ServerOptions {
   RequestLimits limits;
   // Who may call /v1/* (Authorization: Bearer KEY) and how much; none: open to every client.
   std::vector<Tenant> tenants;
+  // Plugins whose one worker serves every tenant; every other plugin gets a worker per tenant.
+  std::vector<std::string> shared_plugins;
+  // Keys of the admin API; none: /admin/* answers 403.
+  std::vector<KeyHash> admin_keys;
 };
 
 class HttpServer {
@@ -68,6 +82,9 @@ class HttpServer {
   // Stops accepting, closes every connection (cancelling their generations) and waits for the
   // request threads. Idempotent.
   void stop();
+  // Graceful stop (SIGTERM): stops accepting, answers new requests on open connections with 503,
+  // lets generations in flight finish for up to `drain`, then stop().
+  void shutdown(std::chrono::milliseconds drain);
 
   struct Impl;
 

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -61,21 +62,51 @@ KeyHash sha256_of(std::string_view text) {
   return hash;
 }
 
-Result<std::vector<Tenant>> parse_tenants(std::string_view server_json, std::string_view source) {
+Result<ServerConfig> parse_server_config(std::string_view server_json, std::string_view source) {
   const Json doc = Json::parse(server_json, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) {
     return invalid_argument_error(fmt::format("{}: \"server\" must be an object", source));
   }
   for (const auto& [key, value] : doc.items()) {
-    if (key != "tenants") {
-      return field_error(source, key, "unknown field (the server section has \"tenants\")");
+    if (key != "tenants" && key != "shared_plugins" && key != "admin_keys_sha256") {
+      return field_error(source, key,
+                         "unknown field (the server section has tenants, shared_plugins, "
+                         "admin_keys_sha256)");
     }
   }
-  std::vector<Tenant> tenants;
-  if (!doc.contains("tenants")) return tenants;
+  ServerConfig config;
+  if (doc.contains("shared_plugins")) {
+    if (!doc["shared_plugins"].is_array()) {
+      return field_error(source, "shared_plugins", "expected an array of plugin names");
+    }
+    for (const Json& name : doc["shared_plugins"]) {
+      if (!name.is_string()) return field_error(source, "shared_plugins", "expected strings");
+      config.shared_plugins.push_back(name.get<std::string>());
+    }
+  }
+  if (doc.contains("admin_keys_sha256")) {
+    if (!doc["admin_keys_sha256"].is_array()) {
+      return field_error(source, "admin_keys_sha256", "expected an array of SHA-256 hashes");
+    }
+    for (size_t i = 0; i < doc["admin_keys_sha256"].size(); ++i) {
+      PIO_ASSIGN_OR_RETURN(KeyHash h, parse_hash(doc["admin_keys_sha256"][i], source,
+                                                 fmt::format("admin_keys_sha256[{}]", i)));
+      config.admin_keys.push_back(h);
+    }
+  }
+  std::vector<Tenant>& tenants = config.tenants;
+  if (!doc.contains("tenants")) return config;
   if (!doc["tenants"].is_object()) return field_error(source, "tenants", "expected an object");
   for (const auto& [name, value] : doc["tenants"].items()) {
     const std::string path = "tenants." + name;
+    const bool valid_name = !name.empty() && name.size() <= 48 &&
+                            std::all_of(name.begin(), name.end(), [](char c) {
+                              return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+                                     c == '-' || c == '.';
+                            });
+    if (!valid_name) {
+      return field_error(source, path, "a tenant name is 1-48 letters, digits, '_', '-' or '.'");
+    }
     if (!value.is_object()) return field_error(source, path, "expected an object");
     for (const auto& [key, ignored] : value.items()) {
       if (key != "api_keys_sha256" && key != "models" && key != "max_concurrent" &&
@@ -132,7 +163,16 @@ Result<std::vector<Tenant>> parse_tenants(std::string_view server_json, std::str
       }
     }
   }
-  return tenants;
+  return config;
+}
+
+bool key_matches(std::string_view key, const std::vector<KeyHash>& hashes) {
+  const KeyHash presented = sha256_of(key);
+  bool found = false;
+  for (const KeyHash& h : hashes) {
+    found = (CRYPTO_memcmp(h.data(), presented.data(), h.size()) == 0) || found;
+  }
+  return found;
 }
 
 TenantTable::TenantTable(std::vector<Tenant> tenants) {

@@ -12,9 +12,14 @@
 //       "requests_per_minute": 600,      // (0 or absent: no limit)
 //       "tokens_per_minute": 200000      // prompt + completion tokens (0 or absent: no limit)
 //     }
-//   }
+//   },
+//   "shared_plugins": ["echo"],          // one worker serves every tenant (default: each tenant
+//                                        // gets its own worker of every plugin it may use)
+//   "admin_keys_sha256": ["<hex>"]        // keys of the admin API (/admin/*); none: it is off
 // }
 // With no tenants the server is open (no key needed): the local, single-user default.
+// Tenant names are also instance names (Host::activate_instance): 1-48 letters, digits, '_',
+// '-', '.'.
 //
 // Keys are stored only as SHA-256 hashes; a presented key is hashed and compared with every stored
 // hash in constant time, so neither the answer nor its timing says how close a guess was.
@@ -53,8 +58,17 @@ struct Tenant {
   bool may_use(std::string_view model) const;
 };
 
+struct ServerConfig {
+  std::vector<Tenant> tenants;
+  std::vector<std::string> shared_plugins;
+  std::vector<KeyHash> admin_keys;
+};
+
 // Parses the "server" section (HostConfig::server_json); errors name the field.
-Result<std::vector<Tenant>> parse_tenants(std::string_view server_json, std::string_view source);
+Result<ServerConfig> parse_server_config(std::string_view server_json, std::string_view source);
+
+// Whether `key` hashes to one of `hashes` (compared with every one, in constant time).
+bool key_matches(std::string_view key, const std::vector<KeyHash>& hashes);
 
 KeyHash sha256_of(std::string_view text);
 

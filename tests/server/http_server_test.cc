@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -344,15 +345,21 @@ TEST_F(HttpServerTest, ATenantOverItsLimitsGets429WithRetryAfter) {
 
 TEST(Tenants, TheServerSectionIsParsedStrictlyAndKeysAreMatchedByHash) {
   const std::string hash_a = "8d2a0d66e2bdd9e7b7e9ad2d1f7f0fc36f4b7e5d0b5f4a7ba1e0b1c2d3e4f5a6";
-  auto parsed = parse_tenants(R"({"tenants": {"a": {"api_keys_sha256": [")" + hash_a +
-                                  R"("], "models": ["*"], "tokens_per_minute": 100}}})",
-                              "test");
+  auto parsed = parse_server_config(R"({"tenants": {"a": {"api_keys_sha256": [")" + hash_a +
+                                        R"("], "models": ["*"], "tokens_per_minute": 100}}, )"
+                                        R"("shared_plugins": ["echo"], "admin_keys_sha256": [")" +
+                                        hash_a + R"("]})",
+                                    "test");
   ASSERT_TRUE(parsed.ok()) << parsed.status().to_string();
-  ASSERT_EQ(parsed->size(), 1u);
-  EXPECT_TRUE((*parsed)[0].may_use("anything"));
-  EXPECT_EQ((*parsed)[0].limits.tokens_per_minute, 100u);
+  ASSERT_EQ(parsed->tenants.size(), 1u);
+  EXPECT_TRUE(parsed->tenants[0].may_use("anything"));
+  EXPECT_EQ(parsed->tenants[0].limits.tokens_per_minute, 100u);
+  EXPECT_EQ(parsed->shared_plugins, std::vector<std::string>{"echo"});
+  EXPECT_EQ(parsed->admin_keys.size(), 1u);
   const std::pair<const char*, const char*> bad[] = {
       {R"({"tenant": {}})", "server.tenant"},
+      {R"({"tenants": {"a/b": {}}})", "tenant name"},
+      {R"({"admin_keys_sha256": ["xyz"]})", "admin_keys_sha256[0]"},
       {R"({"tenants": {"a": {"models": ["x"]}}})", "api_keys_sha256"},
       {R"({"tenants": {"a": {"api_keys_sha256": ["abc"], "models": ["x"]}}})", "64 hex"},
       {R"({"tenants": {"a": {"api_keys_sha256": [")" "0000000000000000000000000000000000000000000000000000000000000000" R"("]}}})",
@@ -363,16 +370,16 @@ TEST(Tenants, TheServerSectionIsParsedStrictlyAndKeysAreMatchedByHash) {
        "tenants.a.rate"},
   };
   for (const auto& [json, expected] : bad) {
-    auto p = parse_tenants(json, "test");
+    auto p = parse_server_config(json, "test");
     EXPECT_FALSE(p.ok()) << json;
     EXPECT_THAT(p.status().message(), HasSubstr(expected)) << p.status().to_string();
   }
   // Two tenants may not share a key.
   const std::string z = "0000000000000000000000000000000000000000000000000000000000000000";
-  auto shared = parse_tenants(R"({"tenants": {"a": {"api_keys_sha256": [")" + z +
-                                  R"("], "models": ["x"]}, "b": {"api_keys_sha256": [")" + z +
-                                  R"("], "models": ["y"]}}})",
-                              "test");
+  auto shared = parse_server_config(R"({"tenants": {"a": {"api_keys_sha256": [")" + z +
+                                        R"("], "models": ["x"]}, "b": {"api_keys_sha256": [")" +
+                                        z + R"("], "models": ["y"]}}})",
+                                    "test");
   EXPECT_THAT(shared.status().message(), HasSubstr("share an API key"));
 
   TenantTable table({tenant("a", "key-a", {"m"}), tenant("b", "key-b", {"m"})});
@@ -435,6 +442,121 @@ TEST_F(HttpServerTest, MetricsAfterTrafficPassPromtoolAndCountWhatHappened) {
   while (fgets(buf, sizeof(buf), pipe) != nullptr) output += buf;
   const int rc = ::pclose(pipe);
   EXPECT_EQ(rc, 0) << output << "\n---\n" << body;
+}
+
+TEST_F(HttpServerTest, EachTenantGetsItsOwnWorkerUnlessThePluginIsShared) {
+  make_host();
+  ASSERT_FALSE(HasFailure());
+  activate_echo();
+  ASSERT_FALSE(HasFailure());
+  ServerOptions options;
+  options.tenants = {tenant("a", "key-a", {"echo"}), tenant("b", "key-b", {"echo"})};
+  start_server(options);
+  auto a = host_->plugin_status("echo@a"), b = host_->plugin_status("echo@b");
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status().to_string() << b.status().to_string();
+  EXPECT_NE(a->pid, b->pid);
+  EXPECT_NE(a->pid, host_->plugin_status("echo")->pid);
+  // Tenant a's worker dies: only a's requests see it; b is served by its own.
+  ::kill(a->pid, SIGKILL);
+  Connection c(port());
+  c.send(with_key(post("/v1/chat/completions", chat_body("echo", "b unaffected", false)), "key-b"));
+  EXPECT_THAT(c.read_until("}}", std::chrono::seconds(10)), HasSubstr("\"content\":\"b unaffected\""));
+  server_->stop();
+  server_.reset();
+  ASSERT_TRUE(host_->deactivate_plugin("echo").ok());
+  activate_echo();
+  ServerOptions shared = options;
+  shared.shared_plugins = {"echo"};
+  start_server(shared);
+  EXPECT_FALSE(host_->plugin_status("echo@a").ok());
+  Connection d(port());
+  d.send(with_key(post("/v1/chat/completions", chat_body("echo", "shared", false)), "key-a"));
+  EXPECT_THAT(d.read_until("}}", std::chrono::seconds(10)), HasSubstr("\"content\":\"shared\""));
+}
+
+TEST_F(HttpServerTest, TheAdminApiListsLoadsRestartsAndUnloadsPluginsBehindItsKey) {
+  install_hostile("segv_infer");
+  make_host(nlohmann::json({{"plugins", {{"hostile_segv_infer",
+                                          {{"restart", {{"max_crashes", 1}, {"window_ms", 60000}}}}}}}})
+                .dump());
+  ASSERT_FALSE(HasFailure());
+  activate_echo();
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(host_->register_plugin(root_ / "plugins" / "hostile_segv_infer").ok());
+  ServerOptions options;
+  options.admin_keys = {sha256_of("admin-key")};
+  start_server(options);
+  auto admin = [&](const std::string& request) {
+    Connection c(port());
+    c.send(with_key(request, "admin-key"));
+    return c.read_until("}", std::chrono::seconds(10));
+  };
+  {
+    Connection c(port());
+    c.send(with_key(get("/admin/plugins"), "key-a"));
+    EXPECT_THAT(c.read_until("}}", std::chrono::seconds(5)), HasSubstr("401 Unauthorized"));
+  }
+  EXPECT_THAT(admin(post("/admin/plugins/hostile_segv_infer/load", "{}")),
+              HasSubstr("\"loaded\":\"hostile_segv_infer\""));
+  const std::string listed = admin(get("/admin/plugins"));
+  EXPECT_THAT(listed, HasSubstr("\"name\":\"hostile_segv_infer\""));
+  EXPECT_THAT(listed, HasSubstr("\"trust_level\":\"low\""));
+  // Crash it into quarantine, then bring it back with restart.
+  const float x = 1.0f;
+  host::InferRequest request;
+  request.inputs.push_back({"x", wire::DType::F32, {1}, std::as_bytes(std::span<const float>(&x, 1))});
+  EXPECT_FALSE(host_->execute_plugin("hostile_segv_infer", std::move(request)).ok());
+  for (int i = 0; i < 100 && host_->plugin_status("hostile_segv_infer")->state !=
+                                 host::PluginState::kQuarantined;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Connection q(port());
+  q.send(with_key(get("/admin/plugins"), "admin-key"));
+  EXPECT_THAT(q.read_until("]}", std::chrono::seconds(5)), HasSubstr("\"quarantined\":true"));
+  EXPECT_THAT(admin(post("/admin/plugins/hostile_segv_infer/restart", "")), HasSubstr("restarted"));
+  EXPECT_EQ(host_->plugin_status("hostile_segv_infer")->state, host::PluginState::kReady);
+  EXPECT_THAT(admin(post("/admin/plugins/hostile_segv_infer/unload", "")), HasSubstr("unloaded"));
+  EXPECT_FALSE(host_->plugin_status("hostile_segv_infer").ok());
+  EXPECT_THAT(admin(post("/admin/plugins/ghost/load", "{}")), HasSubstr("404 Not Found"));
+  EXPECT_THAT(admin(post("/admin/plugins/echo/fly", "")), HasSubstr("no admin verb"));
+}
+
+TEST_F(HttpServerTest, TheAdminApiIsOffWithoutAdminKeys) {
+  make_host();
+  ASSERT_FALSE(HasFailure());
+  activate_echo();
+  ASSERT_FALSE(HasFailure());
+  start_server();
+  Connection c(port());
+  c.send(get("/admin/plugins"));
+  const std::string got = c.read_until("}}", std::chrono::seconds(5));
+  EXPECT_THAT(got, HasSubstr("403 Forbidden"));
+  EXPECT_THAT(got, HasSubstr("admin_keys_sha256"));
+}
+
+TEST_F(HttpServerTest, ShutdownLetsAStreamInFlightFinishAndRefusesNewRequests) {
+  make_host(R"({"plugins": {"echo": {"config": {"token_delay_ms": 10}}}})");
+  ASSERT_FALSE(HasFailure());
+  activate_echo();
+  ASSERT_FALSE(HasFailure());
+  start_server();
+  Connection stream(port());
+  const std::string text(100, 'z');  // about 1 s of streaming
+  stream.send(post("/v1/chat/completions", chat_body("echo", text, true)));
+  ASSERT_THAT(stream.read_until("\"content\":\"z\"", std::chrono::seconds(5)),
+              HasSubstr("\"content\":\"z\""));
+  const uint16_t bound = port();
+  Connection waiting(bound);  // connected before the shutdown, asks after it began
+  std::thread stopper([&] { server_->shutdown(std::chrono::seconds(20)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  waiting.send(post("/v1/chat/completions", chat_body("echo", "late", false)));
+  EXPECT_THAT(waiting.read_until("}}", std::chrono::seconds(5)), HasSubstr("503 Service Unavailable"));
+  const std::string all = stream.read_until("data: [DONE]", std::chrono::seconds(20));
+  stopper.join();
+  EXPECT_THAT(all, HasSubstr("\"finish_reason\":\"stop\""));
+  EXPECT_THAT(all, HasSubstr("data: [DONE]"));
+  EXPECT_FALSE(Connection(bound).connected());  // no longer accepting
 }
 
 }  // namespace

@@ -68,6 +68,9 @@ class Host {
   // as the plugin's name. For callers that must not share a worker process (the server gives
   // each tenant its own). `instance`: 1-48 letters, digits, '_', '-', '.'.
   Status activate_instance(std::string_view name, std::string_view instance);
+  // Stops the worker of `name` (a plugin or "<name>@<instance>") and starts a new one the way
+  // it was activated: how an operator brings a quarantined plugin back.
+  Status restart_plugin(std::string_view name);
   // Drains in-flight requests, asks the worker to shut down, kills it after the timeout. For
   // "<name>@<instance>" only that instance; for a plugin name, its instances too.
   Status deactivate_plugin(std::string_view name);
