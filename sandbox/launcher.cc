@@ -105,6 +105,7 @@ CompiledPolicy::CompiledPolicy(std::unique_ptr<CompiledPolicyData> data) : data_
 CompiledPolicy::~CompiledPolicy() = default;
 const Policy& CompiledPolicy::policy() const { return data_->policy; }
 const std::vector<std::string>& CompiledPolicy::degradations() const { return data_->degradations; }
+const std::vector<std::string>& CompiledPolicy::missing_features() const { return data_->missing; }
 size_t CompiledPolicy::stage1_instructions() const { return data_->stage1.code.size(); }
 
 WorkerLauncher::WorkerLauncher(boost::asio::io_context& io, LauncherOptions options,
@@ -204,6 +205,7 @@ Result<std::shared_ptr<const CompiledPolicy>> WorkerLauncher::compile(const Poli
           trust_level_name(policy.trust_level), list, trust_level_name(policy.trust_level)));
     }
     notes.insert(notes.begin(), missing.begin(), missing.end());
+    data->missing = std::move(missing);
   }
   for (const std::string& n : notes) {
     spdlog::warn("sandbox: policy {} degraded: {}", trust_level_name(policy.trust_level), n);

@@ -13,6 +13,8 @@ namespace pio::sandbox {
 struct CompiledPolicyData {
   Policy policy;
   std::vector<std::string> degradations;
+  // The whole mechanisms among the degradations (CompiledPolicy::missing_features).
+  std::vector<std::string> missing;
   int clone_namespace_flags = 0;  // CLONE_NEW* passed to clone() (root host: without USER)
   bool user_namespace = false;
   bool use_landlock = false;

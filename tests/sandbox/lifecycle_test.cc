@@ -293,6 +293,15 @@ TEST_F(Degraded, AllowedDegradedLowTrustRunsWithTheDocumentedWeakerGuarantees) {
   auto compiled = l->compile(low);
   ASSERT_TRUE(compiled.ok()) << compiled.status().to_string();
   EXPECT_GE((*compiled)->degradations().size(), 2u);
+  // The whole mechanisms are listed apart from the notes (what pio doctor reports as missing).
+  const auto& missing = (*compiled)->missing_features();
+  auto names = [&](std::string_view prefix) {
+    return std::any_of(missing.begin(), missing.end(),
+                       [&](const std::string& m) { return m.starts_with(prefix); });
+  };
+  EXPECT_TRUE(names("landlock: not available"));
+  EXPECT_TRUE(names("cgroup memory controller"));
+  EXPECT_FALSE(names("landlock: ABI"));
 
   auto spawn = [&](std::vector<std::string> args) {
     int sv[2];

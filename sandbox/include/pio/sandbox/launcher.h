@@ -57,6 +57,9 @@ class CompiledPolicy {
   // What this kernel cannot enforce of the policy, one line each ("landlock: ..."); empty when
   // the policy is enforced in full.
   const std::vector<std::string>& degradations() const;
+  // Of those, the whole mechanisms the kernel lacks (not the partial limits of an old Landlock
+  // ABI): what on_missing_kernel_feature and allow_degraded decide on. `pio doctor` reports them.
+  const std::vector<std::string>& missing_features() const;
   // Instructions in the stage-1 BPF program (0 without seccomp).
   size_t stage1_instructions() const;
   const CompiledPolicyData& data() const { return *data_; }
