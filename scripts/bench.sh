@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 name=${1:?usage: scripts/bench.sh NAME (ipc, spawn, host, decode, server)}
 shift
 bash scripts/install-deps.sh
-# The decode benchmark's plugin runs need the real tokenizer.
-if [ "$name" = decode ]; then bash scripts/fetch-test-data.sh; fi
+# The plugin runs of the decode and server benchmarks need the real tokenizer.
+if [ "$name" = decode ] || [ "$name" = server ]; then bash scripts/fetch-test-data.sh; fi
 build=${PIO_BENCH_BUILD_DIR:-build/release}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPIO_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j"${PIO_JOBS:-2}" --target "bench_$name"
