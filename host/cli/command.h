@@ -37,5 +37,8 @@ void add_text_commands(CLI::App& app, std::vector<Command>* commands);
 void add_tokenizer_commands(CLI::App& app, std::vector<Command>* commands);
 // serve
 void add_serve_command(CLI::App& app, std::vector<Command>* commands);
+void add_inspect_command(CLI::App& app, std::vector<Command>* commands);
+void add_doctor_command(CLI::App& app, std::vector<Command>* commands);
+void add_bench_command(CLI::App& app, std::vector<Command>* commands);
 
 }  // namespace pio::cli

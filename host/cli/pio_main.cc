@@ -7,6 +7,9 @@
 //   pio tokenize --model DIR [--jsonl]         < text
 //   pio render-chat --model DIR [--jsonl]      < {"messages": [...]}
 //   pio serve --model DIR [--port N]           the OpenAI-compatible HTTP API
+//   pio inspect PLUGIN [--model DIR] [--json]  one plugin's manifest, digest, trust and limits
+//   pio doctor [--config FILE] [--json]        which trust levels this machine can run
+//   pio bench --model DIR [--runs N]           a quick prefill/decode check (not scripts/bench.sh)
 //
 // Errors go to stderr as "pio <command>: <message>"; exit 1 when the usage or the input is wrong,
 // 2 when running failed, 130 after Ctrl-C (command.h).
@@ -43,6 +46,9 @@ int run(int argc, char** argv) {
   pio::cli::add_text_commands(app, &commands);
   pio::cli::add_tokenizer_commands(app, &commands);
   pio::cli::add_serve_command(app, &commands);
+  pio::cli::add_inspect_command(app, &commands);
+  pio::cli::add_doctor_command(app, &commands);
+  pio::cli::add_bench_command(app, &commands);
 
   try {
     app.parse(argc, argv);
