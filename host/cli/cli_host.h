@@ -44,7 +44,8 @@ struct PluginOptions {
 };
 
 void add_host_options(CLI::App* app, HostOptions* options);
-void add_plugin_options(CLI::App* app, PluginOptions* options);
+// `require_model` false: --model may be left out (the command has a default of its own).
+void add_plugin_options(CLI::App* app, PluginOptions* options, bool require_model = true);
 
 // The folder pio was started from (resolved through /proc/self/exe).
 std::filesystem::path executable_dir();

@@ -1,11 +1,16 @@
 // pio serve: the OpenAI-compatible HTTP server (host/server) over one plugin in its sandboxed
-// worker, until SIGINT or SIGTERM; then it stops accepting, ends the requests in flight and shuts
-// the worker down.
+// worker, until SIGINT or SIGTERM; then it stops accepting, lets the requests in flight finish
+// (--drain-seconds) and shuts the worker down. Without --model it serves the embedded default:
+// qwen3_0_6b on the checkpoint scripts/run.sh writes (<build>/models/qwen3-small-random), on
+// 127.0.0.1:8000.
 
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -29,7 +34,24 @@ struct ServeCommand {
   uint32_t drain_seconds = 30;
 };
 
-Status run_serve(const ServeCommand& c) {
+// The embedded default: the checkpoint scripts/run.sh writes into the build tree, served by
+// qwen3_0_6b on 127.0.0.1:8000.
+std::filesystem::path default_model_dir() {
+  return executable_dir().parent_path() / "models" / "qwen3-small-random";
+}
+
+Status run_serve(const ServeCommand& command) {
+  ServeCommand c = command;
+  if (c.plugin.model.empty()) {
+    const std::filesystem::path model = default_model_dir();
+    if (!std::filesystem::exists(model / "config.json")) {
+      return invalid_argument_error(fmt::format(
+          "no --model given, and the default checkpoint {} does not exist (bash scripts/run.sh "
+          "writes it; or pass --model DIR of a Hugging Face checkpoint)",
+          model.string()));
+    }
+    c.plugin.model = model.string();
+  }
   PIO_ASSIGN_OR_RETURN(RunningPlugin running, RunningPlugin::start(c.host, c.plugin));
   server::ServerOptions options;
   options.address = c.address;
@@ -76,7 +98,7 @@ void add_serve_command(CLI::App& app, std::vector<Command>* commands) {
   CLI::App* sub = app.add_subcommand(
       "serve", "Serve a plugin over the OpenAI-compatible HTTP API (/v1/chat/completions, ...)");
   add_host_options(sub, &c->host);
-  add_plugin_options(sub, &c->plugin);
+  add_plugin_options(sub, &c->plugin, /*require_model=*/false);
   sub->add_option("--address", c->address, "Address to listen on")->capture_default_str();
   sub->add_option("--port", c->port, "Port to listen on (0: any free port)")->capture_default_str();
   sub->add_option("--max-body-bytes", c->max_body_bytes, "Largest request body (413 above)")
