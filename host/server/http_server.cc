@@ -120,6 +120,27 @@ struct HttpServer::Impl {
   std::atomic<int> in_flight{0};
   std::atomic<bool> draining{false};
 
+  // The names of the active plugins, as of at most kActiveNamesAge ago. Every generation request
+  // checks its model against them on the network thread, which must not wait for the Host's
+  // loop each time (under load that loop is busy streaming other requests' chunks). A plugin
+  // that stopped since is still caught: the Host call itself then fails.
+  static constexpr std::chrono::milliseconds kActiveNamesAge{250};
+  std::shared_ptr<const std::set<std::string>> active_names() {
+    const auto now = std::chrono::steady_clock::now();
+    if (active_names_ == nullptr || now - active_names_at_ > kActiveNamesAge) {
+      auto names = std::make_shared<std::set<std::string>>();
+      for (const auto& p : host.list_plugins()) {
+        if (p.active && p.instance.empty()) names->insert(p.name);
+      }
+      active_names_ = std::move(names);
+      active_names_at_ = now;
+    }
+    return active_names_;
+  }
+  // Network thread only.
+  std::shared_ptr<const std::set<std::string>> active_names_;
+  std::chrono::steady_clock::time_point active_names_at_;
+
   bool shared(const std::string& plugin) const {
     return tenants.open() || std::find(options.shared_plugins.begin(), options.shared_plugins.end(),
                                        plugin) != options.shared_plugins.end();
@@ -318,9 +339,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // 404 unless `model` is an active plugin.
   bool check_model(const std::string& model) {
     // Another tenant's model is answered as if it did not exist.
-    for (const auto& p : active_plugins()) {
-      if (p.name == model && tenant_may_use(model)) return true;
-    }
+    if (tenant_may_use(model) && server_.active_names()->contains(model)) return true;
     respond_error({404, "invalid_request_error",
                    fmt::format("the model '{}' does not exist (GET /v1/models lists them)", model),
                    "model", "model_not_found"},
@@ -641,8 +660,14 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!pending_.empty()) {
       writing_ = true;
+      // Everything queued since the last write goes in one chunk: a fast stream then costs the
+      // network thread one write per batch, not one per token.
       auto data = std::make_shared<std::string>(std::move(pending_.front()));
       pending_.pop_front();
+      while (!pending_.empty()) {
+        *data += pending_.front();
+        pending_.pop_front();
+      }
       stream_.expires_after(server_.options.write_timeout);
       net::async_write(stream_, http::make_chunk(net::buffer(*data)),
                        [self = shared_from_this(), data](beast::error_code ec, size_t) {
