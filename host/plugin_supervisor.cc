@@ -70,6 +70,7 @@ PluginStatus PluginSupervisor::status() const {
   s.restarts = restarts_;
   s.crashes = crashes_;
   s.last_crash = last_crash_;
+  s.exits = exits_;
   return s;
 }
 
@@ -527,6 +528,7 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
     }
     return;
   }
+  if (w->worker) ++exits_[std::string(sandbox::exit_kind_name(exit.kind))];
   if (on_ready_) {  // the first start failed: activation reports it, nothing restarts
     const Status status = w->spawn_error.ok() ? worker_crashed_error(what)
                                               : w->spawn_error.with_context(who());

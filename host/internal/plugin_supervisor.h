@@ -160,6 +160,7 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
   std::deque<std::chrono::steady_clock::time_point> crash_times_;
   uint32_t restarts_ = 0;
   uint32_t crashes_ = 0;
+  std::map<std::string, uint32_t> exits_;
   std::string last_crash_;
 
   std::function<void(const Status&)> on_ready_;

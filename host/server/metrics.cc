@@ -162,6 +162,16 @@ std::string ServerMetrics::render(const std::vector<host::PluginStatus>& plugins
   per_plugin("pio_worker_crashes_total", "counter",
              "Times the plugin's worker died or was killed (crash, limit, deadline, violation).",
              [](const host::PluginStatus& p) { return p.crashes; });
+  out += "# HELP pio_worker_exits_total Worker deaths by how they ended (the sandbox's verdict: "
+         "memory_limit, pids_limit, cpu_limit, seccomp_violation, deadline, signaled, exited, "
+         "killed_by_host).\n# TYPE pio_worker_exits_total counter\n";
+  for (const auto& p : plugins) {
+    if (!p.active) continue;
+    for (const auto& [reason, n] : p.exits) {
+      out += fmt::format("pio_worker_exits_total{{{}}} {}\n",
+                         labels({{"plugin", p.name}, {"reason", reason}}), n);
+    }
+  }
   per_plugin("pio_plugin_quarantined", "gauge", "1 when the plugin is quarantined.",
              [](const host::PluginStatus& p) {
                return p.state == host::PluginState::kQuarantined ? 1 : 0;

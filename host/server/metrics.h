@@ -10,6 +10,7 @@
 //   pio_requests_in_flight                                    gauge (running or waiting)
 // and, read from the Host at each scrape (render's `plugins`):
 //   pio_worker_restarts_total{plugin}, pio_worker_crashes_total{plugin},
+//   pio_worker_exits_total{plugin, reason} (memory_limit, seccomp_violation, deadline, ...),
 //   pio_plugin_quarantined{plugin}, pio_plugin_ready{plugin}, pio_worker_resident_bytes{plugin}
 //
 // Label values come from clients (model names) and operators (tenant names), so they are escaped

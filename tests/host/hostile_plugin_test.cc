@@ -68,6 +68,8 @@ TEST_F(HostilePluginTest, SegfaultInInferEndsTheRequestAsWorkerCrashed) {
   ASSERT_FALSE(HasFailure());
   expect_crash(infer().status(), "signal 11 (SEGV)");
   expect_echo_answers();
+  wait_until_restarted(1);
+  EXPECT_EQ(host_->plugin_status(name_)->exits["signaled"], 1u);
 }
 
 TEST_F(HostilePluginTest, AbortInLoadModelFailsTheActivation) {
@@ -119,6 +121,8 @@ TEST_F(HostilePluginTest, AMemoryBombIsStoppedByItsMemoryLimit) {
   ASSERT_FALSE(HasFailure());
   expect_crash(infer().status(), "memory");
   expect_echo_answers();
+  wait_until_restarted(1);
+  EXPECT_EQ(host_->plugin_status(name_)->exits["memory_limit"], 1u);
 }
 
 TEST_F(HostilePluginTest, AForkBombIsStoppedByItsPidsLimit) {

@@ -172,6 +172,13 @@ TEST_F(HttpServerTest, AWorkerCrashMidStreamEndsTheStreamWithAnErrorEventAndServ
   EXPECT_THAT(seen, HasSubstr("\"text\":\"c\""));
   EXPECT_THAT(seen, HasSubstr("\"code\":\"worker_crashed\""));
   EXPECT_THAT(seen, HasSubstr("data: [DONE]"));
+  // The metrics say how the worker died.
+  {
+    Connection m(port());
+    m.send(get("/metrics"));
+    EXPECT_THAT(m.read_until("pio_plugin_quarantined", std::chrono::seconds(5)),
+                HasSubstr(R"(pio_worker_exits_total{plugin="hostile_crash_mid_stream",reason="signaled"} 1)"));
+  }
   // Other requests are answered.
   Connection d(port());
   d.send(post("/v1/chat/completions", chat_body("echo", "still here", false)));

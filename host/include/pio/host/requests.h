@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -115,6 +116,9 @@ struct PluginStatus {
   uint32_t restarts = 0;
   uint32_t crashes = 0;
   std::string last_crash;  // how the last worker died, with its stderr tail
+  // Worker deaths by how they ended ("memory_limit", "seccomp_violation", "deadline", ...:
+  // sandbox::exit_kind_name), counted over the plugin's life; not the stops the host asked for.
+  std::map<std::string, uint32_t> exits;
 };
 
 }  // namespace pio::host
