@@ -31,11 +31,16 @@
 
 #include <benchmark/benchmark.h>
 
+#include "latency_samples.h"
+
 #include "ipc_bench_protocol.h"
 #include "pio/host/host.h"
 #include "pio/plugin_sdk/in_process_plugin.h"
 
 namespace {
+
+using pio::bench::figures;
+using pio::bench::Samples;
 
 using namespace pio;
 namespace fs = std::filesystem;
@@ -46,20 +51,6 @@ void check(const Status& s, const char* what) {
     std::fprintf(stderr, "bench_host: %s: %s\n", what, s.to_string().c_str());
     std::exit(2);
   }
-}
-
-struct Samples {
-  std::vector<double> us;
-  void add(Clock::duration d) { us.push_back(std::chrono::duration<double, std::micro>(d).count()); }
-  double percentile(double p) {
-    std::sort(us.begin(), us.end());
-    return us.empty() ? 0 : us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))];
-  }
-};
-
-std::map<std::string, double>& figures() {
-  static std::map<std::string, double> f;
-  return f;
 }
 
 void report(benchmark::State& state, Samples& samples, const std::string& name) {

@@ -22,6 +22,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "latency_samples.h"
+
 #include "ipc_bench_protocol.h"
 #include "pio/ipc/arena_layout.h"
 #include "pio/ipc/channel.h"
@@ -30,6 +32,9 @@
 #include "pio/ipc/tensor_view.h"
 
 namespace {
+
+using pio::bench::figures;
+using pio::bench::Samples;
 
 using namespace pio;
 using namespace std::chrono_literals;
@@ -110,21 +115,6 @@ struct Peer {
 
   void receive(ipc::InboundMessage* in) { check(channel->receive(in, ipc::deadline_after(30s)), "receive"); }
 };
-
-// Percentiles of the per-iteration samples, in microseconds.
-struct Samples {
-  std::vector<double> us;
-  void add(std::chrono::nanoseconds d) { us.push_back(d.count() / 1000.0); }
-  double percentile(double p) {
-    std::sort(us.begin(), us.end());
-    return us.empty() ? 0 : us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))];
-  }
-};
-
-std::map<std::string, double>& figures() {
-  static std::map<std::string, double> f;
-  return f;
-}
 
 void report(benchmark::State& state, Samples& samples, const std::string& name) {
   const double p50 = samples.percentile(0.50), p99 = samples.percentile(0.99);

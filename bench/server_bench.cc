@@ -39,12 +39,17 @@
 
 #include <benchmark/benchmark.h>
 
+#include "latency_samples.h"
+
 #include "http_server.h"
 #include "openai_protocol.h"
 #include "pio/host/host.h"
 #include "pio/runtime/mkmodel.h"
 
 namespace {
+
+using pio::bench::figures;
+using pio::bench::Samples;
 
 using namespace pio;
 namespace fs = std::filesystem;
@@ -59,20 +64,6 @@ constexpr char kPlugin[] = "qwen3_0_6b";
 
 void check(const Status& s, const char* what) {
   if (!s.ok()) die(std::string(what) + ": " + s.to_string());
-}
-
-struct Samples {
-  std::vector<double> us;
-  void add(Clock::duration d) { us.push_back(std::chrono::duration<double, std::micro>(d).count()); }
-  double percentile(double p) {
-    std::sort(us.begin(), us.end());
-    return us.empty() ? 0 : us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))];
-  }
-};
-
-std::map<std::string, double>& figures() {
-  static std::map<std::string, double> f;
-  return f;
 }
 
 void report(benchmark::State& state, Samples& samples, const std::string& name) {
