@@ -51,9 +51,8 @@ inline void block(const uint16_t* w, int64_t cols, const uint16_t* x, float* out
 }
 
 template <int R>
-inline void rows_against_tokens(const uint16_t* w, int64_t cols, const uint16_t* x,
-                                int64_t tokens, float* out, int64_t out_stride, int64_t full,
-                                __mmask32 tail_mask) {
+inline void rows_against_tokens(const uint16_t* w, int64_t cols, const uint16_t* x, int64_t tokens,
+                                float* out, int64_t out_stride, int64_t full, __mmask32 tail_mask) {
   int64_t t = 0;
   for (; t + 2 <= tokens; t += 2) {
     block<R, 2>(w, cols, x + t * cols, out + t * out_stride, out_stride, full, tail_mask);

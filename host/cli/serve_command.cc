@@ -4,9 +4,8 @@
 // qwen3_0_6b on the checkpoint scripts/run.sh writes (<build>/models/qwen3-small-random), on
 // 127.0.0.1:8000.
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -60,10 +59,10 @@ Status run_serve(const ServeCommand& command) {
   options.limits.max_tokens = c.max_tokens;
   // Tenants, shared plugins and admin keys come from the host config's "server" section
   // (--config); none: an open server.
-  PIO_ASSIGN_OR_RETURN(server::ServerConfig config,
-                       server::parse_server_config(running.host().config().server_json,
-                                                   c.host.config_file.empty() ? "host config"
-                                                                              : c.host.config_file));
+  PIO_ASSIGN_OR_RETURN(
+      server::ServerConfig config,
+      server::parse_server_config(running.host().config().server_json,
+                                  c.host.config_file.empty() ? "host config" : c.host.config_file));
   options.tenants = std::move(config.tenants);
   options.shared_plugins = std::move(config.shared_plugins);
   options.admin_keys = std::move(config.admin_keys);

@@ -1,10 +1,6 @@
 #include "http_server.h"
 
-#include "metrics.h"
-
 #include <fmt/format.h>
-
-#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,11 +14,13 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include "metrics.h"
 #include "pio/sandbox/policy.h"
 
 namespace pio::server {
@@ -203,8 +201,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // Keep-alive idle time until the first byte, then the whole request must arrive in time;
     // one deadline (the shorter) keeps a slow client from holding the connection.
     stream_.expires_after(std::min(server_.options.idle_timeout, server_.options.request_timeout));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -213,25 +212,25 @@ class Session : public std::enable_shared_from_this<Session> {
       return finish();
     }
     if (ec == http::error::body_limit) {
-      return respond_error({413, "invalid_request_error",
-                            fmt::format("the request body is over {} bytes",
-                                        server_.options.max_body_bytes),
-                            std::nullopt, "request_too_large"},
-                           /*keep_alive=*/false);
+      return respond_error(
+          {413, "invalid_request_error",
+           fmt::format("the request body is over {} bytes", server_.options.max_body_bytes),
+           std::nullopt, "request_too_large"},
+          /*keep_alive=*/false);
     }
     if (ec == http::error::header_limit) {
-      return respond_error({431, "invalid_request_error",
-                            fmt::format("the request headers are over {} bytes",
-                                        server_.options.max_header_bytes),
-                            std::nullopt, "headers_too_large"},
-                           false);
+      return respond_error(
+          {431, "invalid_request_error",
+           fmt::format("the request headers are over {} bytes", server_.options.max_header_bytes),
+           std::nullopt, "headers_too_large"},
+          false);
     }
     if (ec) {
       if (ec == net::error::eof || ec == net::error::connection_reset) return finish();
-      return respond_error({400, "invalid_request_error",
-                            fmt::format("malformed HTTP request: {}", ec.message()), std::nullopt,
-                            std::nullopt},
-                           false);
+      return respond_error(
+          {400, "invalid_request_error", fmt::format("malformed HTTP request: {}", ec.message()),
+           std::nullopt, std::nullopt},
+          false);
     }
     request_ = parser_->release();
     stream_.expires_never();
@@ -254,10 +253,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (path == "/v1/chat/completions" || path == "/v1/completions") endpoint_ = path;
     if (server_.draining && path != "/healthz" && path != "/metrics") {
-      return respond_error({503, "service_unavailable",
-                            "the server is shutting down; retry on another instance",
-                            std::nullopt, "shutting_down"},
-                           false);
+      return respond_error(
+          {503, "service_unavailable", "the server is shutting down; retry on another instance",
+           std::nullopt, "shutting_down"},
+          false);
     }
     if (path.starts_with("/admin/")) return admin(path, get, post);
     if (path.starts_with("/v1/") && !authenticate()) return;
@@ -265,14 +264,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (path == "/v1/chat/completions" && post) return chat();
     if (path == "/v1/completions" && post) return completion();
     const bool known = path == "/healthz" || path == "/readyz" || path == "/metrics" ||
-                       path == "/v1/models" ||
-                       path == "/v1/chat/completions" || path == "/v1/completions";
+                       path == "/v1/models" || path == "/v1/chat/completions" ||
+                       path == "/v1/completions";
     if (known) {
-      return respond_error({405, "invalid_request_error",
-                            fmt::format("{} does not take {}", path,
-                                        std::string(request_.method_string())),
-                            std::nullopt, "method_not_allowed"},
-                           request_.keep_alive());
+      return respond_error(
+          {405, "invalid_request_error",
+           fmt::format("{} does not take {}", path, std::string(request_.method_string())),
+           std::nullopt, "method_not_allowed"},
+          request_.keep_alive());
     }
     respond_error({404, "invalid_request_error", fmt::format("no such endpoint: {}", path),
                    std::nullopt, "unknown_url"},
@@ -322,10 +321,10 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     }
     if (not_ready.empty()) return respond(200, R"({"status":"ready"})");
-    respond_error({503, "service_unavailable",
-                   fmt::format("not ready: {}", fmt::join(not_ready, ", ")), std::nullopt,
-                   "not_ready"},
-                  request_.keep_alive());
+    respond_error(
+        {503, "service_unavailable", fmt::format("not ready: {}", fmt::join(not_ready, ", ")),
+         std::nullopt, "not_ready"},
+        request_.keep_alive());
   }
 
   void models() {
@@ -354,10 +353,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!check_model(parsed.request->model)) return;
     auto r = std::make_shared<ChatRequest>(std::move(*parsed.request));
     const std::string key = server_.route_key(r->model, tenant_);
-    run_generation(*r, "chatcmpl-", [r, key](Host& host, const host::GenerateOptions& options,
-                                             host::TokenCallback on_chunk) {
-      return host.chat(key, r->chat_json, options, std::move(on_chunk));
-    });
+    run_generation(
+        *r, "chatcmpl-",
+        [r, key](Host& host, const host::GenerateOptions& options, host::TokenCallback on_chunk) {
+          return host.chat(key, r->chat_json, options, std::move(on_chunk));
+        });
   }
 
   void completion() {
@@ -367,10 +367,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!check_model(parsed.request->model)) return;
     auto r = std::make_shared<CompletionRequest>(std::move(*parsed.request));
     const std::string key = server_.route_key(r->model, tenant_);
-    run_generation(*r, "cmpl-", [r, key](Host& host, const host::GenerateOptions& options,
-                                         host::TokenCallback on_chunk) {
-      return host.generate_stream(key, r->prompt, options, std::move(on_chunk));
-    });
+    run_generation(
+        *r, "cmpl-",
+        [r, key](Host& host, const host::GenerateOptions& options, host::TokenCallback on_chunk) {
+          return host.generate_stream(key, r->prompt, options, std::move(on_chunk));
+        });
   }
 
   using Call = std::function<Result<host::GenerateResult>(Host&, const host::GenerateOptions&,
@@ -439,9 +440,9 @@ class Session : public std::enable_shared_from_this<Session> {
             }
             first = false;
             if (!c.text.empty()) {
-              events += sse(chat ? chat_chunk_content(id, created, request.model, i, c.text)
-                                 : completion_chunk(id, created, request.model, i, c.text,
-                                                    std::nullopt));
+              events +=
+                  sse(chat ? chat_chunk_content(id, created, request.model, i, c.text)
+                           : completion_chunk(id, created, request.model, i, c.text, std::nullopt));
             }
             if (!events.empty()) self->post_event(std::move(events));
             return true;
@@ -461,10 +462,9 @@ class Session : public std::enable_shared_from_this<Session> {
         finish.tokens = usage.prompt_tokens + usage.completion_tokens;
         choices.push_back({done->text, done->finish_reason});
         if (request.stream) {
-          self->post_event(sse(chat ? chat_chunk_finish(id, created, request.model, i,
-                                                        done->finish_reason)
-                                    : completion_chunk(id, created, request.model, i, "",
-                                                       done->finish_reason)));
+          self->post_event(
+              sse(chat ? chat_chunk_finish(id, created, request.model, i, done->finish_reason)
+                       : completion_chunk(id, created, request.model, i, "", done->finish_reason)));
         }
       }
       metrics.tokens(request.model, self->tenant_name(tenant), usage.prompt_tokens,
@@ -550,8 +550,9 @@ class Session : public std::enable_shared_from_this<Session> {
                                       : nlohmann::json::parse(request_.body(), nullptr, false);
       if (!body.is_object() || (body.contains("model_path") && !body["model_path"].is_string()) ||
           (body.contains("config") && !body["config"].is_object())) {
-        return respond_error(invalid_field("", "the body is {\"model_path\": \"...\"?, "
-                                               "\"config\": {...}?}"),
+        return respond_error(invalid_field("",
+                                           "the body is {\"model_path\": \"...\"?, "
+                                           "\"config\": {...}?}"),
                              keep_alive);
       }
       host::ActivateOptions options;
@@ -619,17 +620,17 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void post_stream_end(std::string tail, Status failure, bool keep_alive) {
-    net::post(stream_.get_executor(), [self = shared_from_this(), tail = std::move(tail), failure,
-                                       keep_alive]() mutable {
-      if (!self->header_sent_ && !failure.ok()) {
-        self->streaming_ = false;
-        return self->respond_error(api_error_from(failure), keep_alive);
-      }
-      self->record(failure.ok() ? 200 : api_error_from(failure).http_status);
-      self->queue_write(std::move(tail));
-      self->stream_done_ = true;
-      self->pump();
-    });
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), tail = std::move(tail), failure, keep_alive]() mutable {
+                if (!self->header_sent_ && !failure.ok()) {
+                  self->streaming_ = false;
+                  return self->respond_error(api_error_from(failure), keep_alive);
+                }
+                self->record(failure.ok() ? 200 : api_error_from(failure).http_status);
+                self->queue_write(std::move(tail));
+                self->stream_done_ = true;
+                self->pump();
+              });
   }
 
   void queue_write(std::string data) {
@@ -643,8 +644,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!header_sent_) {
       writing_ = true;
       header_sent_ = true;
-      auto response = std::make_shared<http::response<http::empty_body>>(http::status::ok,
-                                                                          request_.version());
+      auto response =
+          std::make_shared<http::response<http::empty_body>>(http::status::ok, request_.version());
       response->set(http::field::content_type, "text/event-stream");
       response->set(http::field::cache_control, "no-cache");
       // The connection ends with the stream: its socket is being watched for the client leaving,

@@ -41,9 +41,9 @@
 #include <string>
 
 #include "openai_protocol.h"
-#include "tenants.h"
 #include "pio/host/host.h"
 #include "pio/ipc/status.h"
+#include "tenants.h"
 
 namespace pio::server {
 

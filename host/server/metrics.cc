@@ -132,8 +132,8 @@ std::string ServerMetrics::render(const std::vector<host::PluginStatus>& plugins
   };
   {
     std::lock_guard lock(mu_);
-    counter("pio_requests_total", "HTTP API requests answered, by endpoint, model, tenant and status.",
-            requests_);
+    counter("pio_requests_total",
+            "HTTP API requests answered, by endpoint, model, tenant and status.", requests_);
     render_histogram(out, "pio_request_duration_seconds",
                      "Time from a request's arrival to its answer's end.", duration_bounds(),
                      duration_);
@@ -162,9 +162,10 @@ std::string ServerMetrics::render(const std::vector<host::PluginStatus>& plugins
   per_plugin("pio_worker_crashes_total", "counter",
              "Times the plugin's worker died or was killed (crash, limit, deadline, violation).",
              [](const host::PluginStatus& p) { return p.crashes; });
-  out += "# HELP pio_worker_exits_total Worker deaths by how they ended (the sandbox's verdict: "
-         "memory_limit, pids_limit, cpu_limit, seccomp_violation, deadline, signaled, exited, "
-         "killed_by_host).\n# TYPE pio_worker_exits_total counter\n";
+  out +=
+      "# HELP pio_worker_exits_total Worker deaths by how they ended (the sandbox's verdict: "
+      "memory_limit, pids_limit, cpu_limit, seccomp_violation, deadline, signaled, exited, "
+      "killed_by_host).\n# TYPE pio_worker_exits_total counter\n";
   for (const auto& p : plugins) {
     if (!p.active) continue;
     for (const auto& [reason, n] : p.exits) {
@@ -176,8 +177,9 @@ std::string ServerMetrics::render(const std::vector<host::PluginStatus>& plugins
              [](const host::PluginStatus& p) {
                return p.state == host::PluginState::kQuarantined ? 1 : 0;
              });
-  per_plugin("pio_plugin_ready", "gauge", "1 when the plugin's worker is ready.",
-             [](const host::PluginStatus& p) { return p.state == host::PluginState::kReady ? 1 : 0; });
+  per_plugin(
+      "pio_plugin_ready", "gauge", "1 when the plugin's worker is ready.",
+      [](const host::PluginStatus& p) { return p.state == host::PluginState::kReady ? 1 : 0; });
   per_plugin("pio_worker_resident_bytes", "gauge", "Resident memory of the plugin's worker.",
              [](const host::PluginStatus& p) { return resident_bytes(p.pid); });
   return out;

@@ -32,8 +32,7 @@ class ServerMetrics {
  public:
   void request_done(std::string_view endpoint, std::string_view model, std::string_view tenant,
                     int http_status, double seconds);
-  void tokens(std::string_view model, std::string_view tenant, uint64_t prompt,
-              uint64_t generated);
+  void tokens(std::string_view model, std::string_view tenant, uint64_t prompt, uint64_t generated);
   void first_token(std::string_view model, double seconds);
   void inter_token(std::string_view model, double seconds);
   void in_flight(int delta);

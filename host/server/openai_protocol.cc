@@ -103,8 +103,8 @@ bool parse_common(const Json& body, const RequestLimits& limits, GenerationReque
     if (!present(body, key)) continue;
     const Json& v = body[key];
     if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > limits.max_tokens) {
-      *error = invalid_field(key, fmt::format("'{}' must be an integer from 1 to {}", key,
-                                              limits.max_tokens));
+      *error = invalid_field(
+          key, fmt::format("'{}' must be an integer from 1 to {}", key, limits.max_tokens));
       return false;
     }
     r->options.max_tokens = v.get<uint32_t>();
@@ -142,8 +142,8 @@ bool parse_common(const Json& body, const RequestLimits& limits, GenerationReque
       *error = invalid_field("seed", "'seed' must be an integer");
       return false;
     }
-    r->options.seed = v.is_number_unsigned() ? v.get<uint64_t>()
-                                             : static_cast<uint64_t>(v.get<int64_t>());
+    r->options.seed =
+        v.is_number_unsigned() ? v.get<uint64_t>() : static_cast<uint64_t>(v.get<int64_t>());
   }
   if (present(body, "stop")) {
     const Json& v = body["stop"];
@@ -216,8 +216,9 @@ bool normalize_content(Json& message, size_t index, ApiError* error) {
   for (const Json& part : message["content"]) {
     if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
         !part["text"].is_string()) {
-      *error = invalid_field(param, "only text content parts ({\"type\": \"text\", \"text\"}) "
-                                    "are supported by text models");
+      *error = invalid_field(param,
+                             "only text content parts ({\"type\": \"text\", \"text\"}) "
+                             "are supported by text models");
       return false;
     }
     text += part["text"].get<std::string>();
@@ -231,8 +232,7 @@ bool normalize_content(Json& message, size_t index, ApiError* error) {
 std::string error_body(const ApiError& error) { return dump(error_json(error)); }
 
 ApiError invalid_field(std::string param, std::string message) {
-  return ApiError{400, "invalid_request_error", std::move(message), std::move(param),
-                  std::nullopt};
+  return ApiError{400, "invalid_request_error", std::move(message), std::move(param), std::nullopt};
 }
 
 ApiError api_error_from(const Status& status) {
@@ -284,8 +284,7 @@ ChatParse parse_chat_request(std::string_view body, const RequestLimits& limits)
   if (!doc) return out;
   ChatRequest r;
   if (!parse_common(*doc, limits, &r, &out.error)) return out;
-  if (!doc->contains("messages") || !(*doc)["messages"].is_array() ||
-      (*doc)["messages"].empty()) {
+  if (!doc->contains("messages") || !(*doc)["messages"].is_array() || (*doc)["messages"].empty()) {
     out.error = invalid_field("messages", "'messages' must be a non-empty array of messages");
     return out;
   }
@@ -297,8 +296,8 @@ ChatParse parse_chat_request(std::string_view body, const RequestLimits& limits)
   for (size_t i = 0; i < messages.size(); ++i) {
     Json& m = messages[i];
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
-      out.error = invalid_field(fmt::format("messages[{}].role", i),
-                                "every message needs a string 'role'");
+      out.error =
+          invalid_field(fmt::format("messages[{}].role", i), "every message needs a string 'role'");
       return out;
     }
     const std::string role = m["role"].get<std::string>();
@@ -330,8 +329,8 @@ ChatParse parse_chat_request(std::string_view body, const RequestLimits& limits)
   }
   r.chat_json = dump(chat);
   if (r.chat_json.size() > limits.max_prompt_bytes) {
-    out.error = invalid_field("messages", fmt::format("the conversation is over {} bytes",
-                                                      limits.max_prompt_bytes));
+    out.error = invalid_field(
+        "messages", fmt::format("the conversation is over {} bytes", limits.max_prompt_bytes));
     return out;
   }
   out.request = std::move(r);
@@ -354,8 +353,8 @@ CompletionParse parse_completion_request(std::string_view body, const RequestLim
   }
   r.prompt = prompt->get<std::string>();
   if (r.prompt.empty() || r.prompt.size() > limits.max_prompt_bytes) {
-    out.error = invalid_field("prompt", fmt::format("'prompt' must have 1 to {} bytes",
-                                                    limits.max_prompt_bytes));
+    out.error = invalid_field(
+        "prompt", fmt::format("'prompt' must have 1 to {} bytes", limits.max_prompt_bytes));
     return out;
   }
   bool echo = false;
@@ -422,8 +421,8 @@ std::string completion_body(std::string_view id, int64_t created, std::string_vi
 
 namespace {
 
-std::string chat_chunk(std::string_view id, int64_t created, std::string_view model,
-                       uint32_t index, Json delta, Json finish) {
+std::string chat_chunk(std::string_view id, int64_t created, std::string_view model, uint32_t index,
+                       Json delta, Json finish) {
   Json j = head(id, "chat.completion.chunk", created, model);
   j["choices"] = Json::array({Json{{"index", index},
                                    {"delta", std::move(delta)},

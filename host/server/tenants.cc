@@ -99,11 +99,10 @@ Result<ServerConfig> parse_server_config(std::string_view server_json, std::stri
   if (!doc["tenants"].is_object()) return field_error(source, "tenants", "expected an object");
   for (const auto& [name, value] : doc["tenants"].items()) {
     const std::string path = "tenants." + name;
-    const bool valid_name = !name.empty() && name.size() <= 48 &&
-                            std::all_of(name.begin(), name.end(), [](char c) {
-                              return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-                                     c == '-' || c == '.';
-                            });
+    const bool valid_name =
+        !name.empty() && name.size() <= 48 && std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+        });
     if (!valid_name) {
       return field_error(source, path, "a tenant name is 1-48 letters, digits, '_', '-' or '.'");
     }
@@ -233,8 +232,7 @@ Admission TenantTable::admit(int index) {
                         l.requests_per_minute)};
   }
   if (l.tokens_per_minute > 0 && live.token_budget <= 0.0) {
-    return {false,
-            wait_for(1.0 - live.token_budget, static_cast<double>(l.tokens_per_minute)),
+    return {false, wait_for(1.0 - live.token_budget, static_cast<double>(l.tokens_per_minute)),
             fmt::format("tenant \"{}\" is over its {} tokens per minute", live.tenant.name,
                         l.tokens_per_minute)};
   }

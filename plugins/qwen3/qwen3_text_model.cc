@@ -93,8 +93,9 @@ Status apply_qwen3_settings(const Json& config, Qwen3PluginSettings* settings) {
       if (!value.is_boolean()) return bad_key(key, "must be true or false");
       next.load_weights = value.get<bool>();
     } else {
-      return bad_key(key, "is not a setting of this plugin (it has threads, max_context, "
-                          "enable_thinking, chat_template, load_weights)");
+      return bad_key(key,
+                     "is not a setting of this plugin (it has threads, max_context, "
+                     "enable_thinking, chat_template, load_weights)");
     }
   }
   *settings = next;
@@ -113,8 +114,8 @@ Result<bool> Qwen3TextModel::supports_config(const Json& config) {
 Status Qwen3TextModel::update_config(const Json& config) {
   Qwen3PluginSettings next = settings_;
   PIO_RETURN_IF_ERROR(apply_qwen3_settings(config, &next));
-  if (model_ != nullptr && (next.threads != settings_.threads ||
-                            next.load_weights != settings_.load_weights)) {
+  if (model_ != nullptr &&
+      (next.threads != settings_.threads || next.load_weights != settings_.load_weights)) {
     return failed_precondition_error(
         "qwen3 config: threads and load_weights apply when the model loads; reactivate the "
         "plugin to change them");
@@ -207,10 +208,11 @@ Result<Json> Qwen3TextModel::get_model_info() {
                       {"dtype", std::string(runtime::config_dtype_name(model_->dtype()))}};
     info["weight_bytes_per_token"] = model_->weight_bytes_per_token();
   }
-  info["settings"] = {{"threads", settings_.threads},
-                      {"max_context", settings_.max_context},
-                      {"enable_thinking", settings_.enable_thinking},
-                      {"chat_template", settings_.hybrid_thinking ? "qwen3" : "qwen3_instruct_2507"}};
+  info["settings"] = {
+      {"threads", settings_.threads},
+      {"max_context", settings_.max_context},
+      {"enable_thinking", settings_.enable_thinking},
+      {"chat_template", settings_.hybrid_thinking ? "qwen3" : "qwen3_instruct_2507"}};
   return info;
 }
 
@@ -229,8 +231,8 @@ Status Qwen3TextModel::infer(std::span<const sdk::TensorView> inputs, sdk::CallC
   const int64_t vocab = model_->vocab_size();
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab) {
-      return invalid_argument_error(
-          fmt::format("{}: input_ids holds {}, outside the vocabulary [0, {})", plugin_name(), id, vocab));
+      return invalid_argument_error(fmt::format(
+          "{}: input_ids holds {}, outside the vocabulary [0, {})", plugin_name(), id, vocab));
     }
   }
   PIO_ASSIGN_OR_RETURN(runtime::KvCache cache, model_->new_cache(n));
@@ -317,8 +319,8 @@ Result<sdk::GenerateResult> Qwen3TextModel::run(std::vector<int32_t> prompt,
     }
   }
   const int64_t model_limit = model_->config().max_position_embeddings;
-  const int64_t limit = settings_.max_context > 0 ? std::min(settings_.max_context, model_limit)
-                                                  : model_limit;
+  const int64_t limit =
+      settings_.max_context > 0 ? std::min(settings_.max_context, model_limit) : model_limit;
   const auto prompt_tokens = static_cast<int64_t>(prompt.size());
   if (prompt_tokens >= limit) {
     return invalid_argument_error(fmt::format(
@@ -335,7 +337,8 @@ Result<sdk::GenerateResult> Qwen3TextModel::run(std::vector<int32_t> prompt,
   request.max_new_tokens = std::min<int64_t>(params.max_tokens, limit - prompt_tokens);
   request.stop_strings = params.stop;
   if (!params.ignore_eos) {
-    for (int64_t id : generation_.eos_token_ids) request.eos_ids.push_back(static_cast<int32_t>(id));
+    for (int64_t id : generation_.eos_token_ids)
+      request.eos_ids.push_back(static_cast<int32_t>(id));
     for (int64_t id : model_->config().eos_token_ids) {
       request.eos_ids.push_back(static_cast<int32_t>(id));
     }
@@ -379,8 +382,8 @@ Result<sdk::GenerateResult> Qwen3TextModel::chat_completion(const sdk::GenerateR
   PIO_RETURN_IF_ERROR(need_model());
   PIO_ASSIGN_OR_RETURN(bool thinking, optional_bool(request.chat_template_kwargs, "enable_thinking",
                                                     settings_.enable_thinking));
-  auto rendered = render_chat(request.messages, request.tools, /*add_generation_prompt=*/true,
-                              thinking);
+  auto rendered =
+      render_chat(request.messages, request.tools, /*add_generation_prompt=*/true, thinking);
   if (!rendered.ok()) return rendered.status().with_context("chat_completion");
   PIO_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, tokenizer_->encode(*rendered));
   return run(std::move(prompt), request.params, out);

@@ -25,7 +25,8 @@ void expect_close(const at::Tensor& w, const at::Tensor& x, const std::vector<fl
   for (int64_t t = 0; t < x.size(0); ++t) {
     for (int64_t r = 0; r < w.size(0); ++r) {
       const float got = out[static_cast<size_t>(t * out_stride + column + r)];
-      ASSERT_NEAR(got, reference[t][r].item<double>(), per_term * scale[t][r].item<double>() + 1e-30)
+      ASSERT_NEAR(got, reference[t][r].item<double>(),
+                  per_term * scale[t][r].item<double>() + 1e-30)
           << what << " token " << t << " row " << r;
     }
   }
@@ -37,8 +38,8 @@ struct Shape {
 
 TEST(GemmBf16, MatchesLibtorchOnOddShapesAndTokenCountsForEveryIsa) {
   at::manual_seed(3);
-  const std::vector<Shape> shapes = {{1, 1, 1},   {3, 5, 2},    {4, 32, 3},   {5, 31, 4},
-                                     {7, 33, 5},  {17, 65, 1},  {64, 128, 7}, {130, 257, 9},
+  const std::vector<Shape> shapes = {{1, 1, 1},      {3, 5, 2},   {4, 32, 3},   {5, 31, 4},
+                                     {7, 33, 5},     {17, 65, 1}, {64, 128, 7}, {130, 257, 9},
                                      {33, 1024, 16}, {8, 3072, 2}};
   ThreadPool pool(2);
   for (const GemvIsa isa : available_gemv_isas()) {
@@ -81,7 +82,8 @@ TEST(GemmBf16, OneTokenGivesWhatTheGemvKernelGives) {
   const GemvMatrix a{bits(w), 37, by_gemm.data()}, b{bits(w), 37, by_gemv.data()};
   gemm_bf16({&a, 1}, 200, bits(x), 1, 37, nullptr);
   gemv_bf16({&b, 1}, 200, bits(x), nullptr);
-  for (size_t r = 0; r < 37; ++r) EXPECT_NEAR(by_gemm[r], by_gemv[r], 1e-4f * (1 + std::fabs(by_gemv[r])));
+  for (size_t r = 0; r < 37; ++r)
+    EXPECT_NEAR(by_gemm[r], by_gemv[r], 1e-4f * (1 + std::fabs(by_gemv[r])));
 }
 
 }  // namespace

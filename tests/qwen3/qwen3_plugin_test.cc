@@ -3,11 +3,10 @@
 // (model dir read-only under landlock), side by side with echo.
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -135,7 +134,8 @@ TEST_F(Qwen3PluginTest, GreedyAndSeededGenerationAreTheSameSandboxedAndInProcess
   };
   const Case cases[] = {
       {{.max_tokens = 24, .temperature = 0.0f}, "The sandbox keeps the plugin"},
-      {{.max_tokens = 24, .temperature = 0.8f, .top_k = 40, .top_p = 0.9f, .seed = 7}, "你好, world"},
+      {{.max_tokens = 24, .temperature = 0.8f, .top_k = 40, .top_p = 0.9f, .seed = 7},
+       "你好, world"},
   };
   for (const Case& c : cases) {
     auto first = host_->generate(kPlugin, c.prompt, c.options);
@@ -153,12 +153,12 @@ TEST_F(Qwen3PluginTest, GreedyAndSeededGenerationAreTheSameSandboxedAndInProcess
                                             .top_k = c.options.top_k,
                                             .top_p = c.options.top_p,
                                             .seed = c.options.seed};
-    auto done = direct->generate(c.prompt, sampling, [&](std::span<const int32_t> ids,
-                                                         std::string_view text) {
-      local.ids.insert(local.ids.end(), ids.begin(), ids.end());
-      local.text += text;
-      return true;
-    });
+    auto done = direct->generate(c.prompt, sampling,
+                                 [&](std::span<const int32_t> ids, std::string_view text) {
+                                   local.ids.insert(local.ids.end(), ids.begin(), ids.end());
+                                   local.text += text;
+                                   return true;
+                                 });
     ASSERT_TRUE(done.ok()) << done.status().to_string();
     EXPECT_EQ(first->token_ids, local.ids) << c.prompt;
     EXPECT_EQ(first->text, local.text);
@@ -229,8 +229,8 @@ TEST_F(Qwen3PluginTest, ChatRendersTheTemplateTokenizesItAndGenerates) {
   // The prompt the worker counted is the template's text, tokenized.
   auto tokenizer = runtime::Tokenizer::from_file(tokenizer_dir() / "tokenizer.json");
   ASSERT_TRUE(tokenizer.ok());
-  auto rendered = runtime::render_qwen3_chat(messages, OrderedJson(),
-                                             {.add_generation_prompt = true, .enable_thinking = true});
+  auto rendered = runtime::render_qwen3_chat(
+      messages, OrderedJson(), {.add_generation_prompt = true, .enable_thinking = true});
   ASSERT_TRUE(rendered.ok());
   EXPECT_EQ(reply->prompt_tokens, tokenizer->encode(*rendered)->size());
 
@@ -274,15 +274,17 @@ TEST_F(Qwen3PluginTest, TheInstruct2507PluginHasNoThinkingSwitchInItsTemplate) {
   EXPECT_EQ(reply->prompt_tokens, plain->size());
   auto info = host_->execute_plugin(name, {.command = "pio.get_model_info"});
   ASSERT_TRUE(info.ok()) << info.status().to_string();
-  EXPECT_EQ(nlohmann::json::parse(info->json())["settings"]["chat_template"], "qwen3_instruct_2507");
+  EXPECT_EQ(nlohmann::json::parse(info->json())["settings"]["chat_template"],
+            "qwen3_instruct_2507");
 }
 
 TEST_F(Qwen3PluginTest, AGenerationIsCancellableMidStreamAndTheWorkerServesOn) {
   start();
   ASSERT_FALSE(HasFailure());
   int chunks = 0;
-  auto r = host_->generate_stream(kPlugin, "Count with me", {.max_tokens = 200, .temperature = 0.0f},
-                                  [&](const TokenChunk&) { return ++chunks < 3; });
+  auto r =
+      host_->generate_stream(kPlugin, "Count with me", {.max_tokens = 200, .temperature = 0.0f},
+                             [&](const TokenChunk&) { return ++chunks < 3; });
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->finish_reason, FinishReason::kCancelled);
   EXPECT_LT(r->completion_tokens, 200u);
@@ -385,23 +387,31 @@ TEST_F(Qwen3PluginTest, CorruptCheckpointsFailActivationWithTheReasonAndTheHostS
       {"truncated", [](const fs::path& d) { corrupt(d / "model.safetensors", 4096, ""); },
        "model.safetensors"},
       {"header length past the end",
-       [](const fs::path& d) { corrupt(d / "model.safetensors", 0, std::string("\xff\xff\xff\x7f", 4)); },
+       [](const fs::path& d) {
+         corrupt(d / "model.safetensors", 0, std::string("\xff\xff\xff\x7f", 4));
+       },
        "header"},
       {"wrong shapes",
-       [](const fs::path& d) { replace_in_file(d / "config.json", "\"intermediate_size\": 64", "\"intermediate_size\": 96"); },
+       [](const fs::path& d) {
+         replace_in_file(d / "config.json", "\"intermediate_size\": 64",
+                         "\"intermediate_size\": 96");
+       },
        "[96, 32]"},
       {"one tensor of another dtype",
        // Same byte length: "F16" plus a space (JSON whitespace) where the header said "BF16".
        [](const fs::path& d) { replace_in_file(d / "model.safetensors", "\"BF16\"", "\"F16\" "); },
        "F16"},
-      {"no tokenizer", [](const fs::path& d) { fs::remove(d / "tokenizer.json"); }, "tokenizer.json"},
+      {"no tokenizer", [](const fs::path& d) { fs::remove(d / "tokenizer.json"); },
+       "tokenizer.json"},
   };
   for (const Corruption& c : corruptions) {
     SCOPED_TRACE(c.name);
-    const fs::path dir = root_ / "models" / (std::string("broken-") + std::to_string(&c - corruptions));
+    const fs::path dir =
+        root_ / "models" / (std::string("broken-") + std::to_string(&c - corruptions));
     write_tiny_checkpoint(dir);
     c.apply(dir);
-    for (const auto& entry : fs::recursive_directory_iterator(dir)) chmod(entry.path().c_str(), 0644);
+    for (const auto& entry : fs::recursive_directory_iterator(dir))
+      chmod(entry.path().c_str(), 0644);
     chmod(dir.c_str(), 0755);
     Status s = host_->activate_plugin(kPlugin, {.model_path = dir.string()});
     EXPECT_FALSE(s.ok());
@@ -420,7 +430,8 @@ TEST_F(Qwen3PluginTest, AModelPathOutsideTheRootsIsRefusedBeforeTheWorkerSeesIt)
   ASSERT_FALSE(HasFailure());
   Status s = host_->activate_plugin(kPlugin, {.model_path = (root_ / "outside").string()});
   EXPECT_EQ(s.code(), ErrorCode::kPermissionDenied) << s.to_string();
-  s = host_->activate_plugin(kPlugin, {.model_path = (model_dir_ / ".." / ".." / "outside").string()});
+  s = host_->activate_plugin(kPlugin,
+                             {.model_path = (model_dir_ / ".." / ".." / "outside").string()});
   EXPECT_EQ(s.code(), ErrorCode::kPermissionDenied) << s.to_string();
   expect_echo_answers();
 }

@@ -4,14 +4,13 @@
 #include "http_server.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
@@ -155,8 +154,9 @@ TEST_F(HttpServerTest, AClientThatLeavesMidStreamCancelsItsGenerationInTheWorker
 
 TEST_F(HttpServerTest, AWorkerCrashMidStreamEndsTheStreamWithAnErrorEventAndServingGoesOn) {
   install_hostile("crash_mid_stream");
-  make_host(nlohmann::json({{"plugins", {{"hostile_crash_mid_stream",
-                                          {{"model_roots", {(root_ / "models").string()}}}}}}})
+  make_host(nlohmann::json({{"plugins",
+                             {{"hostile_crash_mid_stream",
+                               {{"model_roots", {(root_ / "models").string()}}}}}}})
                 .dump());
   ASSERT_FALSE(HasFailure());
   activate_echo();
@@ -176,8 +176,10 @@ TEST_F(HttpServerTest, AWorkerCrashMidStreamEndsTheStreamWithAnErrorEventAndServ
   {
     Connection m(port());
     m.send(get("/metrics"));
-    EXPECT_THAT(m.read_until("pio_plugin_quarantined", std::chrono::seconds(5)),
-                HasSubstr(R"(pio_worker_exits_total{plugin="hostile_crash_mid_stream",reason="signaled"} 1)"));
+    EXPECT_THAT(
+        m.read_until("pio_plugin_quarantined", std::chrono::seconds(5)),
+        HasSubstr(
+            R"(pio_worker_exits_total{plugin="hostile_crash_mid_stream",reason="signaled"} 1)"));
   }
   // Other requests are answered.
   Connection d(port());
@@ -229,8 +231,8 @@ TEST_F(HttpServerTest, BadRequestsGetTheRightStatusAndAnOpenAiErrorBody) {
        "model_not_found"},
       {get("/v1/chat/completions"), "405 Method Not Allowed", "method_not_allowed"},
       {get("/v2/anything"), "404 Not Found", "unknown_url"},
-      {"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4096, 'h') + "\r\n\r\n",
-       "431", "headers_too_large"},
+      {"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4096, 'h') + "\r\n\r\n", "431",
+       "headers_too_large"},
   };
   for (const Case& k : cases) {
     Connection c(port());
@@ -244,10 +246,9 @@ TEST_F(HttpServerTest, BadRequestsGetTheRightStatusAndAnOpenAiErrorBody) {
 
 TEST_F(HttpServerTest, ReadyzNamesAQuarantinedPlugin) {
   install_hostile("segv_infer");
-  make_host(nlohmann::json(
-                {{"plugins",
-                  {{"hostile_segv_infer",
-                    {{"restart", {{"max_crashes", 1}, {"window_ms", 60000}}}}}}}})
+  make_host(nlohmann::json({{"plugins",
+                             {{"hostile_segv_infer",
+                               {{"restart", {{"max_crashes", 1}, {"window_ms", 60000}}}}}}}})
                 .dump());
   ASSERT_FALSE(HasFailure());
   activate_echo();
@@ -262,7 +263,8 @@ TEST_F(HttpServerTest, ReadyzNamesAQuarantinedPlugin) {
   }
   const float x = 1.0f;
   host::InferRequest request;
-  request.inputs.push_back({"x", wire::DType::F32, {1}, std::as_bytes(std::span<const float>(&x, 1))});
+  request.inputs.push_back(
+      {"x", wire::DType::F32, {1}, std::as_bytes(std::span<const float>(&x, 1))});
   EXPECT_FALSE(host_->execute_plugin("hostile_segv_infer", std::move(request)).ok());
   for (int i = 0; i < 100 && host_->plugin_status("hostile_segv_infer")->state !=
                                  host::PluginState::kQuarantined;
@@ -279,9 +281,10 @@ TEST_F(HttpServerTest, ReadyzNamesAQuarantinedPlugin) {
 
 TEST_F(HttpServerTest, ATenantSeesAndReachesOnlyItsOwnModels) {
   install_hostile("slow_drip");
-  make_host(nlohmann::json({{"plugins", {{"hostile_slow_drip",
-                                          {{"model_roots", {(root_ / "models").string()}}}}}}})
-                .dump());
+  make_host(
+      nlohmann::json(
+          {{"plugins", {{"hostile_slow_drip", {{"model_roots", {(root_ / "models").string()}}}}}}})
+          .dump());
   ASSERT_FALSE(HasFailure());
   activate_echo();
   ASSERT_FALSE(HasFailure());
@@ -298,13 +301,15 @@ TEST_F(HttpServerTest, ATenantSeesAndReachesOnlyItsOwnModels) {
   const std::string models_a = ask(with_key(get("/v1/models"), "key-a"));
   EXPECT_THAT(models_a, HasSubstr("\"id\":\"echo\""));
   EXPECT_THAT(models_a, ::testing::Not(HasSubstr("hostile_slow_drip")));
-  const std::string cross = ask(with_key(post("/v1/chat/completions", chat_body("hostile_slow_drip", "x", false)), "key-a"));
+  const std::string cross = ask(
+      with_key(post("/v1/chat/completions", chat_body("hostile_slow_drip", "x", false)), "key-a"));
   EXPECT_THAT(cross, HasSubstr("404 Not Found"));
   EXPECT_THAT(cross, HasSubstr("model_not_found"));
   EXPECT_THAT(ask(with_key(post("/v1/chat/completions", chat_body("echo", "x", false)), "key-b")),
               HasSubstr("404 Not Found"));
-  EXPECT_THAT(ask(with_key(post("/v1/chat/completions", chat_body("echo", "mine", false)), "key-a")),
-              HasSubstr("\"content\":\"mine\""));
+  EXPECT_THAT(
+      ask(with_key(post("/v1/chat/completions", chat_body("echo", "mine", false)), "key-a")),
+      HasSubstr("\"content\":\"mine\""));
   EXPECT_THAT(ask(post("/v1/chat/completions", chat_body("echo", "x", false))),
               HasSubstr("401 Unauthorized"));
   EXPECT_THAT(ask(with_key(get("/v1/models"), "key-c")), HasSubstr("invalid_api_key"));
@@ -318,7 +323,8 @@ TEST_F(HttpServerTest, ATenantOverItsLimitsGets429WithRetryAfter) {
   activate_echo();
   ASSERT_FALSE(HasFailure());
   ServerOptions options;
-  options.tenants = {tenant("a", "key-a", {"echo"}, {.max_concurrent = 1, .requests_per_minute = 3})};
+  options.tenants = {
+      tenant("a", "key-a", {"echo"}, {.max_concurrent = 1, .requests_per_minute = 3})};
   start_server(options);
   auto ask = [&](const std::string& content) {
     Connection c(port());
@@ -327,8 +333,10 @@ TEST_F(HttpServerTest, ATenantOverItsLimitsGets429WithRetryAfter) {
   };
   {
     Connection slow(port());
-    slow.send(with_key(post("/v1/chat/completions", chat_body("echo", std::string(200, 's'), true)), "key-a"));
-    ASSERT_THAT(slow.read_until("\"content\":\"s\"", std::chrono::seconds(5)), HasSubstr("\"content\":\"s\""));
+    slow.send(with_key(post("/v1/chat/completions", chat_body("echo", std::string(200, 's'), true)),
+                       "key-a"));
+    ASSERT_THAT(slow.read_until("\"content\":\"s\"", std::chrono::seconds(5)),
+                HasSubstr("\"content\":\"s\""));
     const std::string busy = ask("x");
     EXPECT_THAT(busy, HasSubstr("429 Too Many Requests"));
     EXPECT_THAT(busy, HasSubstr("Retry-After: 1"));
@@ -369,11 +377,17 @@ TEST(Tenants, TheServerSectionIsParsedStrictlyAndKeysAreMatchedByHash) {
       {R"({"admin_keys_sha256": ["xyz"]})", "admin_keys_sha256[0]"},
       {R"({"tenants": {"a": {"models": ["x"]}}})", "api_keys_sha256"},
       {R"({"tenants": {"a": {"api_keys_sha256": ["abc"], "models": ["x"]}}})", "64 hex"},
-      {R"({"tenants": {"a": {"api_keys_sha256": [")" "0000000000000000000000000000000000000000000000000000000000000000" R"("]}}})",
+      {R"({"tenants": {"a": {"api_keys_sha256": [")"
+       "0000000000000000000000000000000000000000000000000000000000000000"
+       R"("]}}})",
        "models"},
-      {R"({"tenants": {"a": {"api_keys_sha256": [")" "0000000000000000000000000000000000000000000000000000000000000000" R"("], "models": ["x"], "max_concurrent": -1}}})",
+      {R"({"tenants": {"a": {"api_keys_sha256": [")"
+       "0000000000000000000000000000000000000000000000000000000000000000"
+       R"("], "models": ["x"], "max_concurrent": -1}}})",
        "max_concurrent"},
-      {R"({"tenants": {"a": {"api_keys_sha256": [")" "0000000000000000000000000000000000000000000000000000000000000000" R"("], "models": ["x"], "rate": 1}}})",
+      {R"({"tenants": {"a": {"api_keys_sha256": [")"
+       "0000000000000000000000000000000000000000000000000000000000000000"
+       R"("], "models": ["x"], "rate": 1}}})",
        "tenants.a.rate"},
   };
   for (const auto& [json, expected] : bad) {
@@ -384,8 +398,8 @@ TEST(Tenants, TheServerSectionIsParsedStrictlyAndKeysAreMatchedByHash) {
   // Two tenants may not share a key.
   const std::string z = "0000000000000000000000000000000000000000000000000000000000000000";
   auto shared = parse_server_config(R"({"tenants": {"a": {"api_keys_sha256": [")" + z +
-                                        R"("], "models": ["x"]}, "b": {"api_keys_sha256": [")" +
-                                        z + R"("], "models": ["y"]}}})",
+                                        R"("], "models": ["x"]}, "b": {"api_keys_sha256": [")" + z +
+                                        R"("], "models": ["y"]}}})",
                                     "test");
   EXPECT_THAT(shared.status().message(), HasSubstr("share an API key"));
 
@@ -428,8 +442,14 @@ TEST_F(HttpServerTest, MetricsAfterTrafficPassPromtoolAndCountWhatHappened) {
   ASSERT_NE(body_at, std::string::npos);
   const std::string body = reply.substr(body_at + 4);
   EXPECT_THAT(reply, HasSubstr("text/plain; version=0.0.4"));
-  EXPECT_THAT(body, HasSubstr(R"(pio_requests_total{endpoint="/v1/chat/completions",model="echo",tenant="",status="200"} 2)"));
-  EXPECT_THAT(body, HasSubstr(R"(pio_requests_total{endpoint="/v1/completions",model="echo",tenant="",status="200"} 1)"));
+  EXPECT_THAT(
+      body,
+      HasSubstr(
+          R"(pio_requests_total{endpoint="/v1/chat/completions",model="echo",tenant="",status="200"} 2)"));
+  EXPECT_THAT(
+      body,
+      HasSubstr(
+          R"(pio_requests_total{endpoint="/v1/completions",model="echo",tenant="",status="200"} 1)"));
   EXPECT_THAT(body, HasSubstr(R"(model="we\"ird\\name\nx",tenant="",status="404"} 1)"));
   EXPECT_THAT(body, HasSubstr(R"(status="400"} 1)"));
   EXPECT_THAT(body, HasSubstr(R"(pio_generation_tokens_total{model="echo",tenant=""} 15)"));
@@ -467,7 +487,8 @@ TEST_F(HttpServerTest, EachTenantGetsItsOwnWorkerUnlessThePluginIsShared) {
   ::kill(a->pid, SIGKILL);
   Connection c(port());
   c.send(with_key(post("/v1/chat/completions", chat_body("echo", "b unaffected", false)), "key-b"));
-  EXPECT_THAT(c.read_until("}}", std::chrono::seconds(10)), HasSubstr("\"content\":\"b unaffected\""));
+  EXPECT_THAT(c.read_until("}}", std::chrono::seconds(10)),
+              HasSubstr("\"content\":\"b unaffected\""));
   server_->stop();
   server_.reset();
   ASSERT_TRUE(host_->deactivate_plugin("echo").ok());
@@ -483,8 +504,9 @@ TEST_F(HttpServerTest, EachTenantGetsItsOwnWorkerUnlessThePluginIsShared) {
 
 TEST_F(HttpServerTest, TheAdminApiListsLoadsRestartsAndUnloadsPluginsBehindItsKey) {
   install_hostile("segv_infer");
-  make_host(nlohmann::json({{"plugins", {{"hostile_segv_infer",
-                                          {{"restart", {{"max_crashes", 1}, {"window_ms", 60000}}}}}}}})
+  make_host(nlohmann::json({{"plugins",
+                             {{"hostile_segv_infer",
+                               {{"restart", {{"max_crashes", 1}, {"window_ms", 60000}}}}}}}})
                 .dump());
   ASSERT_FALSE(HasFailure());
   activate_echo();
@@ -511,7 +533,8 @@ TEST_F(HttpServerTest, TheAdminApiListsLoadsRestartsAndUnloadsPluginsBehindItsKe
   // Crash it into quarantine, then bring it back with restart.
   const float x = 1.0f;
   host::InferRequest request;
-  request.inputs.push_back({"x", wire::DType::F32, {1}, std::as_bytes(std::span<const float>(&x, 1))});
+  request.inputs.push_back(
+      {"x", wire::DType::F32, {1}, std::as_bytes(std::span<const float>(&x, 1))});
   EXPECT_FALSE(host_->execute_plugin("hostile_segv_infer", std::move(request)).ok());
   for (int i = 0; i < 100 && host_->plugin_status("hostile_segv_infer")->state !=
                                  host::PluginState::kQuarantined;
@@ -558,7 +581,8 @@ TEST_F(HttpServerTest, ShutdownLetsAStreamInFlightFinishAndRefusesNewRequests) {
   std::thread stopper([&] { server_->shutdown(std::chrono::seconds(20)); });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   waiting.send(post("/v1/chat/completions", chat_body("echo", "late", false)));
-  EXPECT_THAT(waiting.read_until("}}", std::chrono::seconds(5)), HasSubstr("503 Service Unavailable"));
+  EXPECT_THAT(waiting.read_until("}}", std::chrono::seconds(5)),
+              HasSubstr("503 Service Unavailable"));
   const std::string all = stream.read_until("data: [DONE]", std::chrono::seconds(20));
   stopper.join();
   EXPECT_THAT(all, HasSubstr("\"finish_reason\":\"stop\""));

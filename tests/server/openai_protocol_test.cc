@@ -73,7 +73,8 @@ TEST(OpenAiProtocol, EveryBadFieldIsRefusedNamingIt) {
 }
 
 TEST(OpenAiProtocol, BodiesThatAreNotObjectsOrNestTooDeepAreRefused) {
-  for (const std::string& body : std::vector<std::string>{"", "[]", "42", "{\"model\": ", std::string(100, '[') + std::string(100, ']')}) {
+  for (const std::string& body : std::vector<std::string>{
+           "", "[]", "42", "{\"model\": ", std::string(100, '[') + std::string(100, ']')}) {
     ChatParse p = parse_chat_request(body, {});
     EXPECT_FALSE(p.request) << body;
     EXPECT_EQ(p.error.http_status, 400);
@@ -111,8 +112,9 @@ TEST(OpenAiProtocol, HostErrorsMapToTheStatusAnOpenAiClientExpects) {
 }
 
 TEST(OpenAiProtocol, ResponsesHaveTheOpenAiShape) {
-  const Json chat = Json::parse(chat_completion_body(
-      "id1", 5, "m", {{"hi", host::FinishReason::kLength}}, {.prompt_tokens = 3, .completion_tokens = 2}));
+  const Json chat =
+      Json::parse(chat_completion_body("id1", 5, "m", {{"hi", host::FinishReason::kLength}},
+                                       {.prompt_tokens = 3, .completion_tokens = 2}));
   EXPECT_EQ(chat["object"], "chat.completion");
   EXPECT_EQ(chat["choices"][0]["message"]["content"], "hi");
   EXPECT_EQ(chat["choices"][0]["finish_reason"], "length");

@@ -3,14 +3,13 @@
 // echo workers (one per tenant), real HTTP.
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -42,11 +41,10 @@ int connect_to(uint16_t port) {
 }
 
 std::string chat_request(const std::string& key, const std::string& content) {
-  const std::string body =
-      nlohmann::json({{"model", "echo"},
-                      {"messages", {{{"role", "user"}, {"content", content}}}},
-                      {"stream", true}})
-          .dump();
+  const std::string body = nlohmann::json({{"model", "echo"},
+                                           {"messages", {{{"role", "user"}, {"content", content}}}},
+                                           {"stream", true}})
+                               .dump();
   return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key +
          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\n\r\n" + body;
@@ -68,7 +66,8 @@ double time_to_first_token(uint16_t port, const std::string& key, const std::str
   if (fd < 0) return -1;
   const std::string request = chat_request(key, content);
   const auto start = Clock::now();
-  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
     ::close(fd);
     return -1;
   }
@@ -108,7 +107,8 @@ Tenant tenant(const std::string& name, const std::string& key, TenantLimits limi
 
 class TenantIsolationTest : public host::testing::HostFixture {};
 
-TEST_F(TenantIsolationTest, AFloodingTenantKeepsAnotherTenantsP99TimeToFirstTokenWithinTwiceItsBaseline) {
+TEST_F(TenantIsolationTest,
+       AFloodingTenantKeepsAnotherTenantsP99TimeToFirstTokenWithinTwiceItsBaseline) {
   // Echo streams a token a millisecond: far faster than a model on this machine, so the flood
   // loads the server and the host with more chunks than real generations would.
   make_host(R"({"plugins": {"echo": {"config": {"token_delay_ms": 1}}}})");
@@ -162,8 +162,8 @@ TEST_F(TenantIsolationTest, AFloodingTenantKeepsAnotherTenantsP99TimeToFirstToke
   RecordProperty("b_p99_ttft_us_flooded", static_cast<int>(flooded * 1e6));
   EXPECT_GT(a_streamed.load(), 0);
   EXPECT_GT(a_refused.load(), 0) << "the flood never hit tenant a's limit";
-  EXPECT_LE(flooded, 2.0 * baseline) << "baseline p99 " << baseline * 1e6 << " us, flooded "
-                                     << flooded * 1e6 << " us";
+  EXPECT_LE(flooded, 2.0 * baseline)
+      << "baseline p99 " << baseline * 1e6 << " us, flooded " << flooded * 1e6 << " us";
 }
 
 }  // namespace

@@ -26,7 +26,6 @@ namespace pio::kernels {
 //   m.out[t * out_stride + r] = sum_c m.weight[r * cols + c] * x[t * cols + c].
 // `pool` may be null (the calling thread does all the rows). `isa` as for gemv_bf16.
 void gemm_bf16(std::span<const GemvMatrix> matrices, int64_t cols, const uint16_t* x,
-               int64_t tokens, int64_t out_stride, ThreadPool* pool,
-               GemvIsa isa = best_gemv_isa());
+               int64_t tokens, int64_t out_stride, ThreadPool* pool, GemvIsa isa = best_gemv_isa());
 
 }  // namespace pio::kernels
