@@ -604,6 +604,8 @@ class Session : public std::enable_shared_from_this<Session> {
     server_.requests.submit(-2, [self = shared_from_this(), work = std::move(work), keep_alive] {
       Result<std::string> answer = work(self->server_);
       net::post(self->stream_.get_executor(), [self, answer = std::move(answer), keep_alive] {
+        // What is active changed: the next request must not see the snapshot from before.
+        self->server_.active_names_.reset();
         if (!answer.ok()) return self->respond_error(api_error_from(answer.status()), keep_alive);
         self->respond(200, *answer, keep_alive);
       });

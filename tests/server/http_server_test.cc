@@ -525,8 +525,13 @@ TEST_F(HttpServerTest, TheAdminApiListsLoadsRestartsAndUnloadsPluginsBehindItsKe
     c.send(with_key(get("/admin/plugins"), "key-a"));
     EXPECT_THAT(c.read_until("}}", std::chrono::seconds(5)), HasSubstr("401 Unauthorized"));
   }
+  EXPECT_THAT(admin(post("/v1/completions", R"({"model": "hostile_segv_infer", "prompt": "x"})")),
+              HasSubstr("404 Not Found"));
   EXPECT_THAT(admin(post("/admin/plugins/hostile_segv_infer/load", "{}")),
               HasSubstr("\"loaded\":\"hostile_segv_infer\""));
+  // Loaded means served at once (its text verbs answer; infer is what crashes it).
+  EXPECT_THAT(admin(post("/v1/completions", R"({"model": "hostile_segv_infer", "prompt": "x"})")),
+              HasSubstr("200 OK"));
   const std::string listed = admin(get("/admin/plugins"));
   EXPECT_THAT(listed, HasSubstr("\"name\":\"hostile_segv_infer\""));
   EXPECT_THAT(listed, HasSubstr("\"trust_level\":\"low\""));
