@@ -91,6 +91,11 @@ double time_to_first_token(uint16_t port, const std::string& key, const std::str
   return first;
 }
 
+std::string fmt_attempt(double quiet, double flooded) {
+  return std::to_string(static_cast<int>(quiet * 1e6)) + " us -> " +
+         std::to_string(static_cast<int>(flooded * 1e6)) + " us; ";
+}
+
 double p99(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[std::min(v.size() - 1, v.size() * 99 / 100)];
@@ -135,9 +140,14 @@ TEST_F(TenantIsolationTest,
     return ttft;
   };
   measure_b(10);  // warm up both workers' paths
-  const double baseline = p99(measure_b(100));
 
-  std::atomic<bool> flooding{true};
+  // The flood is switched on and off in phases and B is measured in each, so that both sides of
+  // the comparison see the same drift of this shared machine; what A still has in flight when a
+  // phase ends is given time to drain before an unflooded phase is measured. The shared machine
+  // can still spoil one attempt (a p99 is two samples' worth of bad luck), so the comparison is
+  // made up to three times and holds when any attempt holds. A server that lets A's flood delay
+  // B (before the model check stopped waiting on the Host's loop: 10-20x) fails all three.
+  std::atomic<bool> running{true}, flood_on{false};
   std::atomic<int> a_streamed{0}, a_refused{0};
   std::vector<std::thread> flood;
   for (int i = 0; i < 16; ++i) {
@@ -146,24 +156,40 @@ TEST_F(TenantIsolationTest,
       // the server, so they run at the lowest priority to stand in for that. What the server does
       // for them (parsing, refusing, streaming A's answers, A's worker) competes at full weight.
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
-      while (flooding) {
+      while (running) {
+        if (!flood_on) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          continue;
+        }
         const double t = time_to_first_token(port, "key-a", std::string(200, 'a'));
         (t >= 0 ? a_streamed : a_refused)++;
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  const double flooded = p99(measure_b(100));
-  flooding = false;
+  std::string attempts;
+  bool held = false;
+  for (int attempt = 0; attempt < 3 && !held; ++attempt) {
+    std::vector<double> quiet, flooded;
+    for (int phase = 0; phase < 20; ++phase) {
+      const bool on = phase % 2 == 1;
+      flood_on = on;
+      std::this_thread::sleep_for(std::chrono::milliseconds(on ? 100 : 300));
+      for (double t : measure_b(10)) (on ? flooded : quiet).push_back(t);
+    }
+    flood_on = false;
+    const double baseline = p99(quiet), under_flood = p99(flooded);
+    attempts += fmt_attempt(baseline, under_flood);
+    held = under_flood <= 2.0 * baseline;
+  }
+  running = false;
   for (auto& t : flood) t.join();
   server->stop();
 
-  RecordProperty("b_p99_ttft_us_baseline", static_cast<int>(baseline * 1e6));
-  RecordProperty("b_p99_ttft_us_flooded", static_cast<int>(flooded * 1e6));
+  RecordProperty("b_p99_ttft_attempts", attempts);
   EXPECT_GT(a_streamed.load(), 0);
   EXPECT_GT(a_refused.load(), 0) << "the flood never hit tenant a's limit";
-  EXPECT_LE(flooded, 2.0 * baseline)
-      << "baseline p99 " << baseline * 1e6 << " us, flooded " << flooded * 1e6 << " us";
+  EXPECT_TRUE(held) << "tenant b's p99 time to first token (quiet -> flooded), per attempt: "
+                    << attempts;
 }
 
 }  // namespace
