@@ -13,11 +13,7 @@ add_executable(bench_decode ${CMAKE_CURRENT_SOURCE_DIR}/decode_bench.cc)
 target_link_libraries(bench_decode PRIVATE pio_model_torch pio_kernels pio_host pio_plugin_sdk
   benchmark::benchmark)
 # The tokenizer the plugin runs need comes from scripts/fetch-test-data.sh (bench.sh runs it).
-if(DEFINED ENV{PIO_TEST_DATA_DIR})
-  set(PIO_BENCH_TOKENIZER_DIR $ENV{PIO_TEST_DATA_DIR}/qwen3-tokenizer)
-else()
-  set(PIO_BENCH_TOKENIZER_DIR ${PROJECT_SOURCE_DIR}/build/test-data/qwen3-tokenizer)
-endif()
+set(PIO_BENCH_TOKENIZER_DIR ${PIO_TEST_DATA_DIR}/qwen3-tokenizer)
 target_compile_definitions(bench_decode PRIVATE
   PIO_BENCH_DATA_DIR="${PIO_BENCH_DATA_DIR}"
   PIO_BENCH_TOKENIZER_DIR="${PIO_BENCH_TOKENIZER_DIR}"
