@@ -85,6 +85,7 @@ Channel::Channel(Channel&& other) noexcept
       writer_(other.writer_),
       reader_(other.reader_),
       socket_inbox_(std::move(other.socket_inbox_)),
+      held_fds_(other.held_fds_),
       max_inbox_(other.max_inbox_),
       peer_closed_(other.peer_closed_) {}
 
@@ -212,6 +213,7 @@ Result<bool> Channel::try_receive_locked(InboundMessage* out) {
       return fail(violation("the lane announced a socket packet that never came"));
     }
     SocketPacket& packet = socket_inbox_.front();
+    held_fds_ -= packet.fds.size();
     out->bytes_ = std::move(packet.bytes);
     out->fds_ = std::move(packet.fds);
     socket_inbox_.pop_front();
@@ -238,13 +240,27 @@ Status Channel::drain_socket_locked() {
       return ok_status();
     }
     if (scratch_.size() == 1 && scratch_[0] == kWakeByte) continue;
+    // A broken channel is never read again: close what it held now, not when its owner gets to
+    // destroying it (this packet's own descriptors close as `packet` goes).
     if (socket_inbox_.size() >= max_inbox_) {
-      return fail(violation(fmt::format(
-          "more than {} socket packets without lane markers", max_inbox_)));
+      drop_inbox_locked();
+      return fail(
+          violation(fmt::format("more than {} socket packets without lane markers", max_inbox_)));
     }
+    if (held_fds_ + packet->fds.size() > options_.max_held_fds) {
+      drop_inbox_locked();
+      return fail(violation(fmt::format("more than {} descriptors sent ahead of their lane markers",
+                                        options_.max_held_fds)));
+    }
+    held_fds_ += packet->fds.size();
     socket_inbox_.push_back(SocketPacket{std::move(scratch_), std::move(packet->fds)});
     scratch_ = {};
   }
+}
+
+void Channel::drop_inbox_locked() {
+  socket_inbox_.clear();
+  held_fds_ = 0;
 }
 
 }  // namespace pio::ipc

@@ -1,10 +1,12 @@
 // The host's end of a channel against a peer that lies: raw bytes in the lane and on the socket,
 // impossible indices, a scribbling process. The host must report each, never crash or hang.
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 #include <optional>
 #include <thread>
@@ -190,6 +192,47 @@ TEST_F(HostileChannel, TooManyDescriptorsInOnePacketAreRefusedAndClosed) {
   ASSERT_GT(sendmsg(peer_socket_.get(), &msg, 0), 0);
   ASSERT_TRUE(peer_writer_.try_push(LaneSlotKind::kOnSocket, {}).ok());
   expect_violation("more than 8 descriptors");
+}
+
+size_t open_fd_count() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+    ++n;
+  return n;
+}
+
+TEST_F(HostileChannel, AWorkerHoldingTooManyDescriptorsBreaksTheChannelAndTheyAreClosed) {
+  UniqueFd null_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(null_fd);
+  const std::vector<int> full_packet(kMaxFdsPerPacket, null_fd.get());
+  const size_t before = open_fd_count();
+  // Fewer packets than the lane has slots, each with a full load of descriptors and no marker:
+  // unbounded, the host would hold all 80 of them for as long as the worker lives.
+  for (uint64_t i = 0; i < 10; ++i) {
+    ASSERT_TRUE(send_packet(peer_socket_.get(), heartbeat(i), full_packet).ok());
+  }
+  expect_violation("descriptors sent ahead of their lane markers");
+  EXPECT_EQ(open_fd_count(), before);
+}
+
+TEST_F(HostileChannel, DescriptorsWithinTheBoundStillReachTheReceiver) {
+  UniqueFd null_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(null_fd);
+  const std::vector<int> full_packet(kMaxFdsPerPacket, null_fd.get());
+  // Two packets sent before their markers: both are held until the markers come.
+  const size_t packets = ChannelOptions{}.max_held_fds / kMaxFdsPerPacket;
+  for (uint64_t i = 0; i < packets; ++i) {
+    ASSERT_TRUE(send_packet(peer_socket_.get(), heartbeat(i), full_packet).ok());
+  }
+  ASSERT_TRUE(host_->drain_socket().ok());
+  EXPECT_FALSE(host_->broken());
+  for (uint64_t i = 0; i < packets; ++i) {
+    ASSERT_TRUE(peer_writer_.try_push(LaneSlotKind::kOnSocket, {}).ok());
+    InboundMessage in;
+    ASSERT_TRUE(host_->receive(&in, deadline_after(2s)).ok());
+    EXPECT_EQ(in.request_id(), i);
+    EXPECT_EQ(in.fds().size(), kMaxFdsPerPacket);
+  }
 }
 
 TEST_F(HostileChannel, AViolationOnOneChannelLeavesAnotherChannelWorking) {

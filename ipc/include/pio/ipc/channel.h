@@ -29,6 +29,7 @@
 #include "pio/ipc/envelope.h"
 #include "pio/ipc/message_lane.h"
 #include "pio/ipc/shm_arena.h"
+#include "pio/ipc/socket_packet.h"
 #include "pio/ipc/status.h"
 #include "pio/ipc/unique_fd.h"
 
@@ -46,6 +47,14 @@ struct ChannelOptions {
   // spin starves the peer when both land on one CPU (limits.md section 2); the polls yield the
   // CPU (spin_until), so a peer woken onto this CPU runs at once.
   std::chrono::nanoseconds spin{20'000};
+  // Most descriptors this side holds for packets read from the socket whose lane markers have
+  // not come yet; a peer that sends more breaks the channel (protocol violation) and what was
+  // held is closed. Without it a worker could pin (lane_slots + 1) * kMaxFdsPerPacket host
+  // descriptors by never publishing markers. Two packets' worth, because what legitimately
+  // travels with descriptors is little: no message from a worker carries any (GPU tensors cross
+  // as CUDA IPC handles, which are bytes), and a message that does carries at most one packet's
+  // worth; the second lets a peer send the next one before this side has taken the first.
+  size_t max_held_fds = 2 * kMaxFdsPerPacket;
 };
 
 // A received, verified message. Reused across receives to keep its buffer.
@@ -82,7 +91,8 @@ class Channel {
   Channel& operator=(const Channel&) = delete;
 
   // Sends one finished envelope (see finish_envelope), with optional descriptors. Blocks while
-  // the lane is full (backpressure) until `deadline`.
+  // the lane is full (backpressure) until `deadline`; deadline_exceeded, with nothing sent, when
+  // it stayed full. A deadline already passed never blocks: the message goes if there is room.
   Status send(std::span<const uint8_t> envelope, std::span<const int> fds = {},
               Deadline deadline = Deadline::max());
 
@@ -110,6 +120,7 @@ class Channel {
   Status fail(Status status);
   Result<bool> try_receive_locked(InboundMessage* out);
   Status drain_socket_locked();
+  void drop_inbox_locked();
   Status wait_for_lane_space(Deadline deadline);
 
   UniqueFd socket_;
@@ -127,6 +138,7 @@ class Channel {
     std::vector<UniqueFd> fds;
   };
   std::deque<SocketPacket> socket_inbox_;
+  size_t held_fds_ = 0;  // descriptors in socket_inbox_ (bounded by options_.max_held_fds)
   size_t max_inbox_;
   bool peer_closed_ = false;
   std::vector<uint8_t> scratch_;
