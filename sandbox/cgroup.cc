@@ -12,6 +12,7 @@
 #include <csignal>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "fmt/format.h"
@@ -158,11 +159,20 @@ CgroupFeatures probe_cgroups() {
       if (m.fstype == "cgroup" && has_option(m.super_options, controller) &&
           access(m.point.c_str(), W_OK) == 0) {
         f.v1_controllers.push_back(controller);
+        if (std::string_view(controller) == "memory") {
+          f.v1_memsw = access(join_path(m.point, "memory.memsw.limit_in_bytes").c_str(), F_OK) == 0;
+        }
         break;
       }
     }
   }
   if (f.version == 0 && !f.v1_controllers.empty()) f.version = 1;
+  // /proc/swaps: a header line, then one line per active swap area.
+  std::istringstream swaps(read_file("/proc/swaps"));
+  std::string line;
+  int lines = 0;
+  while (std::getline(swaps, line)) lines += line.empty() ? 0 : 1;
+  f.swap_on = lines > 1;
   return f;
 }
 
@@ -178,6 +188,7 @@ Result<std::unique_ptr<CgroupParent>> CgroupParent::create(const CgroupFeatures&
   }
   std::unique_ptr<CgroupParent> parent(new CgroupParent());
   parent->version_ = features.version;
+  parent->memsw_ = features.version == 1 && features.v1_memsw;
   std::string leaf = "pio-" + instance;
   if (features.version == 2) {
     std::string dir = join_path(join_path(features.v2_mount, base.value_or(own_cgroup(""))), leaf);
@@ -244,6 +255,11 @@ Result<std::unique_ptr<WorkerCgroup>> CgroupParent::create_worker(
   } else {
     if (limits.memory_bytes && has_memory()) {
       s = set(memory_, "memory.limit_in_bytes", std::to_string(*limits.memory_bytes));
+      // Memory + swap capped at the same number: no swap beyond the limit, as v2's swap.max 0.
+      // (After limit_in_bytes: the kernel refuses a memsw limit below the memory limit.)
+      if (s.ok() && memsw_) {
+        s = set(memory_, "memory.memsw.limit_in_bytes", std::to_string(*limits.memory_bytes));
+      }
     }
     if (s.ok() && limits.pids_max && has_pids()) {
       s = set(pids_, "pids.max", std::to_string(*limits.pids_max));

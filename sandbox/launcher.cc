@@ -186,6 +186,12 @@ Result<std::shared_ptr<const CompiledPolicy>> WorkerLauncher::compile(const Poli
     data->cgroup.memory_bytes.reset();
     data->rlimits.as_bytes = tighter(data->rlimits.as_bytes, policy.cgroup.memory_bytes);
   }
+  if (policy.cgroup.memory_bytes && cgroups_->has_memory() && cgroups_->version() == 1 &&
+      !cgroups_->has_memsw() && f.cgroup.swap_on) {
+    missing.push_back(
+        "cgroup v1 swap accounting (memory.memsw): not available while swap is on; a worker "
+        "can exceed its memory limit through swap (boot with swapaccount=1, or turn swap off)");
+  }
   if (policy.cgroup.pids_max && !cgroups_->has_pids()) {
     missing.push_back("cgroup pids controller: not available; the process count is not limited");
     data->cgroup.pids_max.reset();

@@ -65,13 +65,13 @@ std::string KernelFeatures::to_string() const {
   return fmt::format(
       "kernel {}\nseccomp filter: {}\nlandlock ABI: {}\nnamespaces: user {}, pid {}, net {}, "
       "ipc {}, mount {}, uts {}\npidfd: {}\nrunning as root: {}\ncgroup: v{} (v2 mount: {}, v2 "
-      "controllers: {}; v1 writable: {})",
+      "controllers: {}; v1 writable: {}; v1 memsw: {}; swap: {})",
       kernel_release, yes(seccomp_filter),
       landlock_abi == 0 ? std::string("none") : std::to_string(landlock_abi), yes(user_namespaces),
       yes(pid_namespaces), yes(net_namespaces), yes(ipc_namespaces), yes(mount_namespaces),
       yes(uts_namespaces), yes(pidfd), yes(running_as_root), cgroup.version,
       cgroup.v2_mount.empty() ? "none" : cgroup.v2_mount, join(cgroup.v2_controllers),
-      join(cgroup.v1_controllers));
+      join(cgroup.v1_controllers), yes(cgroup.v1_memsw), cgroup.swap_on ? "on" : "off");
 }
 
 }  // namespace pio::sandbox

@@ -61,6 +61,8 @@ class CgroupParent {
   bool has_memory() const { return !memory_.empty(); }
   bool has_pids() const { return !pids_.empty(); }
   bool has_cpu() const { return !cpu_.empty(); }
+  // v1: a worker's memory + swap is capped too (memory.memsw.limit_in_bytes).
+  bool has_memsw() const { return memsw_; }
   // The parent directories, one per controller (v1) or one (v2).
   std::vector<std::string> dirs() const;
 
@@ -70,6 +72,7 @@ class CgroupParent {
  private:
   CgroupParent() = default;
   int version_ = 0;
+  bool memsw_ = false;
   std::string memory_, pids_, cpu_;  // v2: all three equal the one parent dir
 };
 

@@ -75,6 +75,34 @@ TEST_F(Lifecycle, WorkerLivesInItsOwnCgroupWithThePolicyLimitsUntilReaped) {
   for (const std::string& dir : dirs) EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
 }
 
+TEST_F(Lifecycle, AWorkersSwapIsCappedAtItsMemoryLimit) {
+  // Without the cap, a v1 worker's pages go to swap past memory.limit_in_bytes (memsw is
+  // unlimited by default) instead of ending in an OOM kill.
+  const CgroupFeatures& f = launcher().features().cgroup;
+  ProbeOptions o;
+  o.wait_for_exit = false;
+  o.edit_request = [](SpawnRequest& r) { r.limits.memory_bytes = 256u << 20; };
+  ProbeRun run = run_probe(TrustLevel::kLow, {"sleep"}, o);
+  ASSERT_TRUE(run.hello);
+  const std::string limit = std::to_string(256u << 20) + "\n";
+  int checked = 0;
+  for (const std::string& dir : run.worker->cgroup_dirs()) {
+    if (launcher().cgroup_version() == 2) {
+      EXPECT_EQ(read_text(dir + "/memory.swap.max"), "0\n");
+      ++checked;
+    } else if (dir.find("/memory/") != std::string::npos) {
+      // Where the kernel has no swap accounting, compile() reports it while swap is on
+      // (Degraded.V1WithoutSwapAccountingIsAMissingFeatureWhileSwapIsOn).
+      ASSERT_TRUE(f.v1_memsw) << "this kernel has no memory.memsw";
+      EXPECT_EQ(read_text(dir + "/memory.memsw.limit_in_bytes"), limit);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 1);
+  run.worker->kill();
+  wait_for_exit(run.worker);
+}
+
 std::string ns_of(pid_t pid, const char* ns) {
   return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/ns/" + ns).string();
 }
@@ -333,6 +361,48 @@ TEST_F(Degraded, AllowedDegradedLowTrustRunsWithTheDocumentedWeakerGuarantees) {
   auto bomb = spawn({"memory_bomb", "1024"});
   EXPECT_EQ(bomb.first, "fail mmap " + std::to_string(ENOMEM));
   EXPECT_EQ(bomb.second.kind, ExitKind::kExited);
+}
+
+TEST_F(Degraded, V1WithoutSwapAccountingIsAMissingFeatureWhileSwapIsOn) {
+  // A v1 kernel booted with swapaccount=0 has no memory.memsw: with swap on, a memory limit
+  // could be exceeded through swap, which is reported, never silently allowed.
+  auto launcher_with = [&](bool swap_on) {
+    KernelFeatures f = probe();
+    f.cgroup.version = 1;
+    f.cgroup.v1_memsw = false;
+    f.cgroup.swap_on = swap_on;
+    LauncherOptions options;
+    options.instance_name = "memsw" + std::to_string(getpid());
+    options.scratch_root = root_ + "/scratch";
+    options.cgroup_base = "/";
+    auto l = WorkerLauncher::create(*io_, options, f);
+    PIO_CHECK(l.ok());
+    return std::move(l).value();
+  };
+  auto names_memsw = [](const std::vector<std::string>& list) {
+    return std::any_of(list.begin(), list.end(), [](const std::string& m) {
+      return m.find("memory.memsw") != std::string::npos;
+    });
+  };
+  {
+    auto l = launcher_with(true);
+    const auto& v1 = l->features().cgroup.v1_controllers;
+    ASSERT_NE(std::find(v1.begin(), v1.end(), "memory"), v1.end())
+        << "the v1 memory controller is needed to show this";
+    auto low = l->compile(policy(TrustLevel::kLow));
+    ASSERT_FALSE(low.ok());
+    EXPECT_NE(low.status().message().find("memory.memsw"), std::string::npos)
+        << low.status().message();
+    auto medium = l->compile(policy(TrustLevel::kMedium));
+    ASSERT_TRUE(medium.ok()) << medium.status().to_string();
+    EXPECT_TRUE(names_memsw((*medium)->missing_features()));
+  }
+  {
+    auto l = launcher_with(false);
+    auto medium = l->compile(policy(TrustLevel::kMedium));
+    ASSERT_TRUE(medium.ok()) << medium.status().to_string();
+    EXPECT_FALSE(names_memsw((*medium)->missing_features()));
+  }
 }
 
 }  // namespace

@@ -17,6 +17,12 @@ struct CgroupFeatures {
   std::string v2_mount;                     // the cgroup2 mount point, when one is mounted
   std::vector<std::string> v2_controllers;  // enabled in our v2 cgroup
   std::vector<std::string> v1_controllers;  // of memory, pids, cpu: mounted and writable
+  // v1: the memory controller offers memory.memsw.* (swap accounting), so memory + swap can be
+  // capped at the memory limit. v2 always can (memory.swap.max).
+  bool v1_memsw = false;
+  // Swap is on (an entry in /proc/swaps). Where v1 lacks memsw, a worker's pages then go to swap
+  // past its memory limit instead of ending in an OOM kill.
+  bool swap_on = false;
 };
 
 struct KernelFeatures {
