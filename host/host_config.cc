@@ -83,6 +83,8 @@ Result<PluginSettings> parse_settings(const nlohmann::json& object, const std::s
     if (*misses == 0) return fields.error("heartbeat_misses", "must be at least 1");
     s.heartbeat_misses = static_cast<uint32_t>(*misses);
   }
+  PIO_ASSIGN_OR_RETURN(auto host_network, fields.boolean("host_network"));
+  if (host_network) s.host_network = *host_network;
   PIO_RETURN_IF_ERROR(read_ms(fields, "start_timeout_ms", &s.start_timeout));
   PIO_RETURN_IF_ERROR(read_ms(fields, "shutdown_timeout_ms", &s.shutdown_timeout));
   PIO_ASSIGN_OR_RETURN(auto ring_mb, fields.unsigned_integer("ring_mb", 4096));

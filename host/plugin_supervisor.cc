@@ -132,6 +132,7 @@ void PluginSupervisor::spawn_worker() {
   request.arena_fd = w->arena->fd();
   request.log_fd = log_write.get();
   request.network_requested = manifest_.capabilities.network;
+  request.host_network = settings_.host_network;
   if (settings_.limits.memory_mb) request.limits.memory_bytes = *settings_.limits.memory_mb << 20;
   if (settings_.limits.pids) request.limits.pids_max = *settings_.limits.pids;
   if (settings_.limits.cpu_percent) request.limits.cpu_percent = *settings_.limits.cpu_percent;

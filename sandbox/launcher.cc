@@ -314,7 +314,7 @@ Result<std::shared_ptr<Worker>> WorkerLauncher::spawn(const CompiledPolicy& comp
   plan.cgroup_fd_count = static_cast<int>(procs.size());
   std::copy(procs.begin(), procs.end(), plan.cgroup_procs_fds);
   int ns_flags = cp.clone_namespace_flags;
-  if (network) ns_flags &= ~CLONE_NEWNET;
+  if (network && request.host_network) ns_flags &= ~CLONE_NEWNET;
   if ((ns_flags & CLONE_NEWNET) && as_root && shared_netns_) {
     ns_flags &= ~CLONE_NEWNET;
     plan.netns_fd = shared_netns_.get();

@@ -4,6 +4,7 @@
 
 #include <seccomp.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,6 +86,26 @@ Result<BpfProgram> export_bpf(scmp_filter_ctx ctx) {
   return out;
 }
 
+// The network a worker is granted is the Internet families, nothing else: an AF_UNIX socket
+// would reach every pathname socket DAC allows (a user's agent, a database, the host's own
+// sockets), which Landlock up to ABI 7 does not mediate; AF_NETLINK and AF_PACKET are kernel
+// surfaces no client needs (glibc's getaddrinfo falls back without netlink). The worker's one
+// Unix socket is the control socketpair it was given. The filter allows by default, so the
+// rules list what fails: every domain but AF_INET and AF_INET6, compared on all 64 bits (a
+// domain with high bits set matches no allowed value and fails too).
+Status deny_socket_but_internet(scmp_filter_ctx ctx) {
+  static_assert(AF_INET < AF_INET6);
+  const int nr = SCMP_SYS(socket);
+  const uint32_t deny = SCMP_ACT_ERRNO(EPERM);
+  int rc = seccomp_rule_add(ctx, deny, nr, 1, SCMP_A0_64(SCMP_CMP_LT, AF_INET));
+  if (rc == 0) rc = seccomp_rule_add(ctx, deny, nr, 1, SCMP_A0_64(SCMP_CMP_GT, AF_INET6));
+  for (uint64_t domain = AF_INET + 1; rc == 0 && domain < AF_INET6; ++domain) {
+    rc = seccomp_rule_add(ctx, deny, nr, 1, SCMP_A0_64(SCMP_CMP_EQ, domain));
+  }
+  if (rc != 0) return errno_status("stage 2: socket domains of the granted network", -rc);
+  return ok_status();
+}
+
 }  // namespace
 
 Result<BpfProgram> compile_stage1(const SeccompPolicy& policy) {
@@ -114,7 +135,10 @@ Result<BpfProgram> compile_stage2(const SeccompPolicy& policy, bool network_gran
   if (!policy.enabled) return BpfProgram{};
   PIO_ASSIGN_OR_RETURN(Ctx ctx, new_ctx(SCMP_ACT_ALLOW));
   for (const std::string& name : policy.stage2_deny) {
-    if (network_granted && name == "socket") continue;
+    if (network_granted && name == "socket") {
+      PIO_RETURN_IF_ERROR(deny_socket_but_internet(ctx.get()));
+      continue;
+    }
     int nr = seccomp_syscall_resolve_name(name.c_str());
     if (int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), nr, 0); rc != 0) {
       return errno_status(fmt::format("seccomp.stage2_deny: adding {}", name), -rc);

@@ -20,8 +20,9 @@ struct BpfProgram {
 // Stage 1: the policy's rules, default action and all.
 Result<BpfProgram> compile_stage1(const SeccompPolicy& policy);
 
-// Stage 2: a filter stacked on stage 1 that makes `stage2_deny` fail with EPERM, except
-// `socket` when the network is granted.
+// Stage 2: a filter stacked on stage 1 that makes `stage2_deny` fail with EPERM. When the
+// network is granted, `socket` stays for AF_INET and AF_INET6 only (never AF_UNIX: the worker's
+// one Unix socket is the control socketpair it was given).
 Result<BpfProgram> compile_stage2(const SeccompPolicy& policy, bool network_granted);
 
 // Child side (async-signal-safe): loads a program. No-new-privs must already be set.

@@ -24,6 +24,20 @@ TEST(HostConfig, PluginSettingsAreReadOverTheDefaults) {
   EXPECT_EQ(config->settings_for("other").trust_level, sandbox::TrustLevel::kMedium);
 }
 
+TEST(HostConfig, TheHostsNetworkIsGivenOnlyWhereTheOperatorSaysSo) {
+  auto config = parse_host_config(R"({
+    "defaults": {"trust_level": "high"},
+    "plugins": {"fetcher": {"trust_level": "high", "host_network": true}}
+  })",
+                                  "c.json");
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  EXPECT_TRUE(config->settings_for("fetcher").host_network);
+  EXPECT_FALSE(config->settings_for("other").host_network);
+  auto wrong = parse_host_config(R"({"defaults": {"host_network": "yes"}})", "c.json");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_THAT(wrong.status().message(), HasSubstr("defaults.host_network"));
+}
+
 TEST(HostConfig, MistakesAreRefusedNamingTheField) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"defaults": {"trust_level": "root"}})", "defaults.trust_level"},

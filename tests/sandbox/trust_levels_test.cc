@@ -90,7 +90,10 @@ TEST_F(HighTrust, NetworkOnlyWhenTheManifestAsksForIt) {
   EXPECT_EQ(closed.failed_errno(), EPERM) << closed.report;
 
   ProbeOptions o;
-  o.edit_request = [](SpawnRequest& r) { r.network_requested = true; };
+  o.edit_request = [](SpawnRequest& r) {
+    r.network_requested = true;
+    r.host_network = true;
+  };
   ProbeRun open = run_probe(TrustLevel::kHigh, {"socket_inet", std::to_string(tcp_port_)}, o);
   EXPECT_EQ(open.report, "ok");
   ASSERT_NE(open.worker, nullptr);
@@ -100,6 +103,32 @@ TEST_F(HighTrust, NetworkOnlyWhenTheManifestAsksForIt) {
   EXPECT_EQ(exec.failed_errno(), EPERM) << exec.report;
   ProbeRun host_file = run_probe(TrustLevel::kHigh, {"read_file", host_file_}, o);
   EXPECT_EQ(host_file.failed_errno(), EACCES) << host_file.report;
+}
+
+TEST_F(HighTrust, GrantedNetworkNeverReachesAHostUnixSocket) {
+  // Landlock up to ABI 7 does not mediate connect() to a pathname socket: only seccomp keeps the
+  // worker from the test's listening socket (and a user's agent socket, a database's).
+  for (bool host_network : {false, true}) {
+    ProbeOptions o;
+    o.edit_request = [host_network](SpawnRequest& r) {
+      r.network_requested = true;
+      r.host_network = host_network;
+    };
+    ProbeRun unix_socket = run_probe(TrustLevel::kHigh, {"socket_unix", unix_socket_}, o);
+    EXPECT_EQ(unix_socket.report, "fail socket " + std::to_string(EPERM)) << host_network;
+    ProbeRun netlink = run_probe(TrustLevel::kHigh, {"socket_netlink"}, o);
+    EXPECT_EQ(netlink.report, "fail socket " + std::to_string(EPERM)) << host_network;
+  }
+}
+
+TEST_F(HighTrust, GrantedNetworkIsANamespaceOfItsOwnUnlessTheOperatorGivesTheHosts) {
+  ProbeOptions o;
+  o.edit_request = [](SpawnRequest& r) { r.network_requested = true; };
+  ProbeRun own = run_probe(TrustLevel::kHigh, {"socket_inet", std::to_string(tcp_port_)}, o);
+  ASSERT_NE(own.worker, nullptr);
+  EXPECT_TRUE(own.worker->network_granted());
+  // The Internet socket is created; the host's 127.0.0.1 listener is not there to reach.
+  EXPECT_TRUE(own.report.starts_with("fail connect ")) << own.report;
 }
 
 }  // namespace

@@ -23,6 +23,8 @@
 //   "config": { ... },                     // merged over the manifest's default_config
 //   "limits": { "memory_mb": N, "pids": N, "cpu_percent": N, "cpu_seconds": N },
 //                                          // tighter than the policy's (never looser)
+//   "host_network": false,                 // a granted network (high trust, manifest asks) is
+//                                          // the host's namespace; else one of its own, no route
 //   "request_deadline_ms": 30000,          // a request with no deadline of its own gets this
 //   "heartbeat_interval_ms": 1000,         // 0 = no heartbeats
 //   "heartbeat_misses": 3,                 // unanswered heartbeats before the worker is killed
@@ -73,6 +75,10 @@ struct PluginSettings {
   std::vector<std::filesystem::path> model_roots;
   std::string config_json = "{}";  // object, merged over the manifest's default_config
   PluginLimits limits;
+  // Where the trust level grants the network and the manifest asks for it: true = the host's
+  // network namespace (its routes, and its loopback services such as this server's admin API);
+  // false = a namespace of the worker's own, which has no route anywhere.
+  bool host_network = false;
   std::chrono::milliseconds request_deadline{30'000};
   std::chrono::milliseconds heartbeat_interval{1'000};
   uint32_t heartbeat_misses = 3;

@@ -77,6 +77,10 @@ struct SpawnRequest {
   int arena_fd = -1;                              // borrowed, optional; becomes fd 4
   int log_fd = -1;  // borrowed, optional; the worker's stdout and stderr (else /dev/null)
   bool network_requested = false;  // granted only where the policy says on_request
+  // The operator's choice: a granted network is the host's network namespace. Otherwise the
+  // worker keeps a namespace of its own (no route anywhere, not even to the host's loopback
+  // services) and only gets Internet sockets in it.
+  bool host_network = false;
   // Tighter limits for this worker than the policy's (never looser: the smaller one wins).
   CgroupLimits limits;
   std::optional<uint64_t> cpu_seconds;
