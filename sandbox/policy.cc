@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -337,16 +338,158 @@ class Parser {
     return f;
   }
 
-  Result<Policy> policy(const json& doc) const {
-    PIO_RETURN_IF_ERROR(only_fields(
-        doc, "",
-        {"schema_version", "trust_level", "description", "on_missing_kernel_feature", "namespaces",
-         "seccomp", "filesystem", "devices", "network", "cgroup", "rlimits", "scratch_bytes"}));
-    Policy p;
-    for (const char* required :
-         {"schema_version", "trust_level", "on_missing_kernel_feature", "namespaces", "seccomp",
-          "filesystem", "devices", "network", "cgroup", "rlimits"}) {
-      if (!doc.contains(required)) return error(required, "missing field");
+  Result<TrustLevel> trust_level(const json& v) const {
+    PIO_ASSIGN_OR_RETURN(std::string level, string(v, "trust_level"));
+    for (TrustLevel t :
+         {TrustLevel::kLow, TrustLevel::kMedium, TrustLevel::kHigh, TrustLevel::kMaximum}) {
+      if (level == trust_level_name(t)) return t;
+    }
+    return error("trust_level",
+                 fmt::format("\"{}\" is not one of low, medium, high, maximum", level));
+  }
+
+  Result<std::vector<Namespace>> namespaces(const json& v) const {
+    PIO_ASSIGN_OR_RETURN(auto names, string_list(v, "namespaces"));
+    std::vector<Namespace> out;
+    for (size_t i = 0; i < names.size(); ++i) {
+      static constexpr std::pair<std::string_view, Namespace> kNs[] = {
+          {"user", Namespace::kUser}, {"pid", Namespace::kPid},     {"net", Namespace::kNet},
+          {"ipc", Namespace::kIpc},   {"mount", Namespace::kMount}, {"uts", Namespace::kUts}};
+      auto it = std::find_if(std::begin(kNs), std::end(kNs),
+                             [&](const auto& n) { return n.first == names[i]; });
+      std::string field = fmt::format("namespaces[{}]", i);
+      if (it == std::end(kNs)) {
+        return error(field,
+                     fmt::format("\"{}\" is not one of user, pid, net, ipc, mount, uts", names[i]));
+      }
+      if (std::find(out.begin(), out.end(), it->second) != out.end()) {
+        return error(field, "listed twice");
+      }
+      out.push_back(it->second);
+    }
+    return out;
+  }
+
+  // Appends the paths of `v[name]` to `out`; over a base, a path the base already lists is
+  // refused (a level says what it adds, it does not repeat its base).
+  Status add_paths(const json& v, const char* section, const char* name,
+                   std::vector<std::string>* out, bool over_base) const {
+    if (!v.contains(name)) return ok_status();
+    std::string field = fmt::format("{}.{}", section, name);
+    PIO_ASSIGN_OR_RETURN(auto paths, string_list(v[name], field));
+    for (size_t i = 0; i < paths.size(); ++i) {
+      std::string f = fmt::format("{}[{}]", field, i);
+      PIO_RETURN_IF_ERROR(path(paths[i], f));
+      if (std::string_view(section) == "devices" && !paths[i].starts_with("/dev/")) {
+        return error(f, "must be under /dev/");
+      }
+      if (over_base && std::find(out->begin(), out->end(), paths[i]) != out->end()) {
+        return error(f, fmt::format("\"{}\" is granted by the base already", paths[i]));
+      }
+      out->push_back(std::move(paths[i]));
+    }
+    return ok_status();
+  }
+
+  // A level over a base may switch a mechanism off ("enabled": false) or add to it, never
+  // switch it on: that would take away what the base grants.
+  Result<bool> switched_off(const json& v, std::string_view section, bool base_enabled) const {
+    if (!v.contains("enabled")) {
+      if (!base_enabled)
+        return error(section, "the base has it disabled; there is nothing to add to");
+      return false;
+    }
+    PIO_ASSIGN_OR_RETURN(bool enabled, boolean(v["enabled"], fmt::format("{}.enabled", section)));
+    if (enabled) {
+      return error(fmt::format("{}.enabled", section),
+                   "over a base only false is allowed (a level may not add restrictions)");
+    }
+    for (const auto& [key, value] : v.items()) {
+      if (key != "enabled") return error(fmt::format("{}.{}", section, key), "disabled here");
+    }
+    return true;
+  }
+
+  Status seccomp_over_base(const json& v, SeccompPolicy* s) const {
+    PIO_RETURN_IF_ERROR(only_fields(v, "seccomp", {"enabled", "rules"}));
+    PIO_ASSIGN_OR_RETURN(bool off, switched_off(v, "seccomp", s->enabled));
+    if (off) {
+      *s = SeccompPolicy{};
+      return ok_status();
+    }
+    if (!v.contains("rules") || !v["rules"].is_array()) {
+      return error("seccomp.rules", "must be an array");
+    }
+    for (size_t i = 0; i < v["rules"].size(); ++i) {
+      std::string field = fmt::format("seccomp.rules[{}]", i);
+      PIO_ASSIGN_OR_RETURN(SeccompRule r, rule(v["rules"][i], field));
+      if (r.action != SeccompAction::kAllow) {
+        return error(fmt::format("{}.action", field),
+                     "a level over a base only adds grants: its rules must allow");
+      }
+      s->rules.push_back(std::move(r));
+    }
+    return ok_status();
+  }
+
+  Status filesystem_over_base(const json& v, FilesystemPolicy* f) const {
+    PIO_RETURN_IF_ERROR(
+        only_fields(v, "filesystem", {"enabled", "read_only", "read_exec", "read_write"}));
+    PIO_ASSIGN_OR_RETURN(bool off, switched_off(v, "filesystem", f->enabled));
+    if (off) {
+      *f = FilesystemPolicy{};
+      return ok_status();
+    }
+    PIO_RETURN_IF_ERROR(add_paths(v, "filesystem", "read_only", &f->read_only, true));
+    PIO_RETURN_IF_ERROR(add_paths(v, "filesystem", "read_exec", &f->read_exec, true));
+    return add_paths(v, "filesystem", "read_write", &f->read_write, true);
+  }
+
+  // Sets the figures `v` names; over a base, none may be below the base's (unset = unlimited).
+  struct Figure {
+    const char* name;
+    std::optional<uint64_t>* out;
+    uint64_t max;
+    uint64_t min;
+    const char* min_reason;
+  };
+  Status figures(const json& v, std::string_view section, std::initializer_list<Figure> list,
+                 bool over_base) const {
+    for (const Figure& f : list) {
+      if (!v.contains(f.name)) continue;
+      std::string field =
+          section.empty() ? std::string(f.name) : fmt::format("{}.{}", section, f.name);
+      PIO_ASSIGN_OR_RETURN(auto value, optional_count(v[f.name], field, f.max));
+      if (value && *value < f.min) return error(field, f.min_reason);
+      if (over_base && value && (!*f.out || *value < **f.out)) {
+        return error(field, fmt::format("{} is below the base's {} (a level may not take away "
+                                        "what its base grants)",
+                                        *value, *f.out ? std::to_string(**f.out) : "unlimited"));
+      }
+      *f.out = value;
+    }
+    return ok_status();
+  }
+
+  // A whole policy document, or (base set) one that extends `base`: it names what it adds and
+  // the figures it raises; the result is the base with those grants added.
+  Result<Policy> policy(const json& doc, const Policy* base) const {
+    const bool over = base != nullptr;
+    PIO_RETURN_IF_ERROR(
+        only_fields(doc, "",
+                    {"schema_version", "extends", "trust_level", "description",
+                     "on_missing_kernel_feature", "namespaces", "seccomp", "filesystem", "devices",
+                     "network", "cgroup", "rlimits", "scratch_bytes"}));
+    if (!over && doc.contains("extends")) return error("extends", "needs a base");
+    std::initializer_list<const char*> required = {
+        "schema_version", "trust_level", "on_missing_kernel_feature",
+        "namespaces",     "seccomp",     "filesystem",
+        "devices",        "network",     "cgroup",
+        "rlimits"};
+    for (const char* field : required) {
+      bool needed = !over || std::string_view(field) == "schema_version" ||
+                    std::string_view(field) == "trust_level";
+      if (needed && !doc.contains(field)) return error(field, "missing field");
     }
     if (!doc["schema_version"].is_number_integer() || doc["schema_version"].get<int64_t>() != 1) {
       return error("schema_version", "must be 1");
@@ -354,122 +497,117 @@ class Parser {
     if (doc.contains("description")) {
       PIO_RETURN_IF_ERROR(string(doc["description"], "description").status());
     }
-    PIO_ASSIGN_OR_RETURN(std::string level, string(doc["trust_level"], "trust_level"));
-    if (level == "low") {
-      p.trust_level = TrustLevel::kLow;
-    } else if (level == "medium") {
-      p.trust_level = TrustLevel::kMedium;
-    } else if (level == "high") {
-      p.trust_level = TrustLevel::kHigh;
-    } else if (level == "maximum") {
-      p.trust_level = TrustLevel::kMaximum;
-    } else {
-      return error("trust_level",
-                   fmt::format("\"{}\" is not one of low, medium, high, maximum", level));
+    Policy p = over ? *base : Policy{};
+    PIO_ASSIGN_OR_RETURN(p.trust_level, trust_level(doc["trust_level"]));
+    if (over && p.trust_level <= base->trust_level) {
+      return error("trust_level", fmt::format("must be above its base's ({})",
+                                              trust_level_name(base->trust_level)));
     }
-    PIO_ASSIGN_OR_RETURN(std::string missing,
-                         string(doc["on_missing_kernel_feature"], "on_missing_kernel_feature"));
-    if (missing == "fail") {
-      p.on_missing_kernel_feature = MissingFeature::kFail;
-    } else if (missing == "degrade") {
-      p.on_missing_kernel_feature = MissingFeature::kDegrade;
-    } else {
-      return error("on_missing_kernel_feature",
-                   fmt::format("\"{}\" is not one of fail, degrade", missing));
-    }
-
-    PIO_ASSIGN_OR_RETURN(auto ns_names, string_list(doc["namespaces"], "namespaces"));
-    for (size_t i = 0; i < ns_names.size(); ++i) {
-      static constexpr std::pair<std::string_view, Namespace> kNs[] = {
-          {"user", Namespace::kUser}, {"pid", Namespace::kPid},     {"net", Namespace::kNet},
-          {"ipc", Namespace::kIpc},   {"mount", Namespace::kMount}, {"uts", Namespace::kUts}};
-      auto it = std::find_if(std::begin(kNs), std::end(kNs),
-                             [&](const auto& n) { return n.first == ns_names[i]; });
-      std::string field = fmt::format("namespaces[{}]", i);
-      if (it == std::end(kNs)) {
-        return error(field, fmt::format("\"{}\" is not one of user, pid, net, ipc, mount, uts",
-                                        ns_names[i]));
-      }
-      if (p.has_namespace(it->second)) return error(field, "listed twice");
-      p.namespaces.push_back(it->second);
-    }
-
-    PIO_ASSIGN_OR_RETURN(p.seccomp, seccomp(doc["seccomp"]));
-    PIO_ASSIGN_OR_RETURN(p.filesystem, filesystem(doc["filesystem"]));
-
-    PIO_RETURN_IF_ERROR(only_fields(doc["devices"], "devices", {"allow"}));
-    if (doc["devices"].contains("allow")) {
-      PIO_ASSIGN_OR_RETURN(p.devices.allow, string_list(doc["devices"]["allow"], "devices.allow"));
-      for (size_t i = 0; i < p.devices.allow.size(); ++i) {
-        std::string field = fmt::format("devices.allow[{}]", i);
-        if (!p.devices.allow[i].starts_with("/dev/")) return error(field, "must be under /dev/");
-        PIO_RETURN_IF_ERROR(path(p.devices.allow[i], field));
+    if (doc.contains("on_missing_kernel_feature")) {
+      PIO_ASSIGN_OR_RETURN(std::string missing,
+                           string(doc["on_missing_kernel_feature"], "on_missing_kernel_feature"));
+      if (missing == "fail") {
+        p.on_missing_kernel_feature = MissingFeature::kFail;
+      } else if (missing == "degrade") {
+        p.on_missing_kernel_feature = MissingFeature::kDegrade;
+      } else {
+        return error("on_missing_kernel_feature",
+                     fmt::format("\"{}\" is not one of fail, degrade", missing));
       }
     }
 
-    PIO_ASSIGN_OR_RETURN(std::string net, string(doc["network"], "network"));
-    if (net == "none") {
-      p.network = NetworkPolicy::kNone;
-    } else if (net == "on_request") {
-      p.network = NetworkPolicy::kOnRequest;
+    if (doc.contains("namespaces")) {
+      PIO_ASSIGN_OR_RETURN(auto list, namespaces(doc["namespaces"]));
+      for (size_t i = 0; over && i < list.size(); ++i) {
+        if (!base->has_namespace(list[i])) {
+          return error(fmt::format("namespaces[{}]", i),
+                       fmt::format("\"{}\" is not one of the base's: a level may drop isolation "
+                                   "of its base, never add it",
+                                   namespace_name(list[i])));
+        }
+      }
+      p.namespaces = std::move(list);
+    }
+
+    if (!over) {
+      PIO_ASSIGN_OR_RETURN(p.seccomp, seccomp(doc["seccomp"]));
+      PIO_ASSIGN_OR_RETURN(p.filesystem, filesystem(doc["filesystem"]));
     } else {
-      return error("network", fmt::format("\"{}\" is not one of none, on_request", net));
+      if (doc.contains("seccomp"))
+        PIO_RETURN_IF_ERROR(seccomp_over_base(doc["seccomp"], &p.seccomp));
+      if (doc.contains("filesystem")) {
+        PIO_RETURN_IF_ERROR(filesystem_over_base(doc["filesystem"], &p.filesystem));
+      }
+    }
+
+    if (doc.contains("devices")) {
+      PIO_RETURN_IF_ERROR(only_fields(doc["devices"], "devices", {"allow"}));
+      if (over && !p.filesystem.enabled) {
+        return error("devices", "Landlock is disabled: every device node is open already");
+      }
+      PIO_RETURN_IF_ERROR(add_paths(doc["devices"], "devices", "allow", &p.devices.allow, over));
+    }
+    // Device nodes are enforced by Landlock; without it, there is no list to keep.
+    if (!p.filesystem.enabled && over) p.devices.allow.clear();
+
+    if (doc.contains("network")) {
+      PIO_ASSIGN_OR_RETURN(std::string net, string(doc["network"], "network"));
+      NetworkPolicy n;
+      if (net == "none") {
+        n = NetworkPolicy::kNone;
+      } else if (net == "on_request") {
+        n = NetworkPolicy::kOnRequest;
+      } else {
+        return error("network", fmt::format("\"{}\" is not one of none, on_request", net));
+      }
+      if (over && n == NetworkPolicy::kNone && base->network == NetworkPolicy::kOnRequest) {
+        return error("network", "the base grants on_request; a level may not take it away");
+      }
+      p.network = n;
     }
     if (p.network == NetworkPolicy::kNone && !p.has_namespace(Namespace::kNet) &&
         !p.seccomp.enabled) {
       return error("network", "none needs the net namespace or seccomp to enforce it");
     }
 
-    const json& cg = doc["cgroup"];
-    PIO_RETURN_IF_ERROR(only_fields(cg, "cgroup", {"memory_bytes", "pids_max", "cpu_percent"}));
     constexpr uint64_t kMax = uint64_t{1} << 62;
-    if (cg.contains("memory_bytes")) {
-      PIO_ASSIGN_OR_RETURN(p.cgroup.memory_bytes,
-                           optional_count(cg["memory_bytes"], "cgroup.memory_bytes", kMax));
-      if (p.cgroup.memory_bytes && *p.cgroup.memory_bytes < (uint64_t{4} << 20)) {
-        return error("cgroup.memory_bytes", "must be at least 4 MiB");
-      }
+    if (doc.contains("cgroup")) {
+      const json& cg = doc["cgroup"];
+      PIO_RETURN_IF_ERROR(only_fields(cg, "cgroup", {"memory_bytes", "pids_max", "cpu_percent"}));
+      std::optional<uint64_t> cpu = p.cgroup.cpu_percent;
+      PIO_RETURN_IF_ERROR(
+          figures(cg, "cgroup",
+                  {{"memory_bytes", &p.cgroup.memory_bytes, kMax, uint64_t{4} << 20,
+                    "must be at least 4 MiB"},
+                   {"pids_max", &p.cgroup.pids_max, 1u << 22, 1, "must be at least 1"},
+                   {"cpu_percent", &cpu, 25600, 1, "must be at least 1"}},
+                  over));
+      p.cgroup.cpu_percent =
+          cpu ? std::optional<uint32_t>(static_cast<uint32_t>(*cpu)) : std::nullopt;
     }
-    if (cg.contains("pids_max")) {
-      PIO_ASSIGN_OR_RETURN(p.cgroup.pids_max,
-                           optional_count(cg["pids_max"], "cgroup.pids_max", 1u << 22));
-      if (p.cgroup.pids_max && *p.cgroup.pids_max == 0) {
-        return error("cgroup.pids_max", "must be at least 1");
-      }
+    if (doc.contains("rlimits")) {
+      const json& rl = doc["rlimits"];
+      PIO_RETURN_IF_ERROR(only_fields(rl, "rlimits",
+                                      {"nofile", "fsize_bytes", "cpu_seconds", "core_bytes",
+                                       "memlock_bytes", "stack_bytes", "as_bytes"}));
+      RlimitPolicy& r = p.rlimits;
+      PIO_RETURN_IF_ERROR(figures(
+          rl, "rlimits",
+          {{"nofile", &r.nofile, kMax, 16, "must be at least 16 (the worker needs its own fds)"},
+           {"fsize_bytes", &r.fsize_bytes, kMax, 0, ""},
+           {"cpu_seconds", &r.cpu_seconds, kMax, 0, ""},
+           {"core_bytes", &r.core_bytes, kMax, 0, ""},
+           {"memlock_bytes", &r.memlock_bytes, kMax, 0, ""},
+           {"stack_bytes", &r.stack_bytes, kMax, 0, ""},
+           {"as_bytes", &r.as_bytes, kMax, 0, ""}},
+          over));
     }
-    if (cg.contains("cpu_percent")) {
-      PIO_ASSIGN_OR_RETURN(auto cpu,
-                           optional_count(cg["cpu_percent"], "cgroup.cpu_percent", 25600));
-      if (cpu && *cpu == 0) return error("cgroup.cpu_percent", "must be at least 1");
-      if (cpu) p.cgroup.cpu_percent = static_cast<uint32_t>(*cpu);
-    }
-
-    const json& rl = doc["rlimits"];
-    PIO_RETURN_IF_ERROR(only_fields(rl, "rlimits",
-                                    {"nofile", "fsize_bytes", "cpu_seconds", "core_bytes",
-                                     "memlock_bytes", "stack_bytes", "as_bytes"}));
-    struct Rl {
-      const char* name;
-      std::optional<uint64_t>* out;
-    };
-    for (Rl r : {Rl{"nofile", &p.rlimits.nofile}, Rl{"fsize_bytes", &p.rlimits.fsize_bytes},
-                 Rl{"cpu_seconds", &p.rlimits.cpu_seconds}, Rl{"core_bytes", &p.rlimits.core_bytes},
-                 Rl{"memlock_bytes", &p.rlimits.memlock_bytes},
-                 Rl{"stack_bytes", &p.rlimits.stack_bytes}, Rl{"as_bytes", &p.rlimits.as_bytes}}) {
-      if (!rl.contains(r.name)) continue;
-      PIO_ASSIGN_OR_RETURN(*r.out,
-                           optional_count(rl[r.name], fmt::format("rlimits.{}", r.name), kMax));
-    }
-    if (p.rlimits.nofile && *p.rlimits.nofile < 16) {
-      return error("rlimits.nofile", "must be at least 16 (the worker needs its own fds)");
-    }
-
     if (doc.contains("scratch_bytes")) {
-      PIO_ASSIGN_OR_RETURN(p.scratch_bytes,
-                           optional_count(doc["scratch_bytes"], "scratch_bytes", kMax));
-      if (p.scratch_bytes && !p.has_namespace(Namespace::kMount)) {
-        return error("scratch_bytes", "needs the mount namespace (a private tmpfs)");
-      }
+      PIO_RETURN_IF_ERROR(
+          figures(doc, "", {{"scratch_bytes", &p.scratch_bytes, kMax, 0, ""}}, over));
+    }
+    if (p.scratch_bytes && !p.has_namespace(Namespace::kMount)) {
+      return error("scratch_bytes", "needs the mount namespace (a private tmpfs)");
     }
     return p;
   }
@@ -516,7 +654,12 @@ bool Policy::has_namespace(Namespace ns) const {
   return std::find(namespaces.begin(), namespaces.end(), ns) != namespaces.end();
 }
 
-Result<Policy> parse_policy(std::string_view json_text, std::string_view source) {
+namespace {
+
+// Parses `json_text` and, through `read_base`, every policy it extends. `chain` holds the names
+// on the way here, to refuse a cycle.
+Result<Policy> parse_chain(std::string_view json_text, std::string_view source,
+                           const PolicyBaseReader& read_base, std::vector<std::string>& chain) {
   json doc;
   try {
     doc = json::parse(json_text);
@@ -524,15 +667,58 @@ Result<Policy> parse_policy(std::string_view json_text, std::string_view source)
     // Not only parse_error: a number too large for a double is out_of_range (406).
     return invalid_argument_error(fmt::format("{}: not valid JSON: {}", source, e.what()));
   }
-  return Parser(source).policy(doc);
+  Parser parser(source);
+  if (!doc.is_object() || !doc.contains("extends")) return parser.policy(doc, nullptr);
+  PIO_ASSIGN_OR_RETURN(std::string name, parser.string(doc["extends"], "extends"));
+  if (name.empty() ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos) {
+    return parser.error("extends",
+                        fmt::format("\"{}\" is not a policy name (a-z, 0-9, _, -)", name));
+  }
+  if (!read_base) {
+    return parser.error("extends", "a policy that extends another is read from its directory");
+  }
+  if (std::find(chain.begin(), chain.end(), name) != chain.end()) {
+    std::string cycle;
+    for (const std::string& n : chain) cycle += n + " -> ";
+    return parser.error("extends", fmt::format("a cycle: {}{}", cycle, name));
+  }
+  auto text = read_base(name);
+  if (!text.ok()) {
+    return parser.error("extends", fmt::format("base \"{}\": {}", name, text.status().message()));
+  }
+  chain.push_back(name);
+  auto base = parse_chain(*text, fmt::format("{}.json", name), read_base, chain);
+  chain.pop_back();
+  if (!base.ok()) return base.status();
+  return parser.policy(doc, &*base);
 }
 
-Result<Policy> load_policy_file(const std::filesystem::path& path) {
+Result<std::string> read_text(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) return errno_status(fmt::format("policy file {}", path.string()), errno);
   std::stringstream text;
   text << in.rdbuf();
-  return parse_policy(text.str(), path.filename().string());
+  return text.str();
+}
+
+}  // namespace
+
+Result<Policy> parse_policy(std::string_view json_text, std::string_view source,
+                            const PolicyBaseReader& read_base) {
+  std::string name(source);
+  if (name.ends_with(".json")) name.resize(name.size() - 5);
+  std::vector<std::string> chain = {name};
+  return parse_chain(json_text, source, read_base, chain);
+}
+
+Result<Policy> load_policy_file(const std::filesystem::path& path) {
+  PIO_ASSIGN_OR_RETURN(std::string text, read_text(path));
+  std::filesystem::path dir = path.parent_path();
+  PolicyBaseReader read_base = [dir](std::string_view name) {
+    return read_text(dir / fmt::format("{}.json", name));
+  };
+  return parse_policy(text, path.filename().string(), read_base);
 }
 
 Result<Policy> load_policy(const std::filesystem::path& policy_dir, TrustLevel level) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,7 +53,8 @@ struct SeccompPolicy {
   int default_errno = 0;
   std::vector<SeccompRule> rules;
   // Syscalls the worker loses when it applies stage 2 (before any plugin code runs): they fail
-  // with EPERM from then on. `socket` here stays allowed when the network is granted.
+  // with EPERM from then on. `socket` here stays allowed for AF_INET and AF_INET6 (only) when
+  // the network is granted.
   std::vector<std::string> stage2_deny;
 };
 
@@ -109,13 +111,24 @@ struct Policy {
   bool has_namespace(Namespace ns) const;
 };
 
+// Reads the text of the policy named `name` (the file <name>.json beside the one that extends
+// it): how parse_policy finds the base of `"extends": "<name>"`.
+using PolicyBaseReader = std::function<Result<std::string>(std::string_view name)>;
+
 // Parses a policy document. Unknown fields, unknown syscall names, unknown constants and values
 // of the wrong type or range are refused with invalid_argument naming the field, e.g.
 // `low.json: seccomp.rules[2].syscalls[1]: unknown syscall "opn"`. `source` names the document
 // in messages.
-Result<Policy> parse_policy(std::string_view json_text, std::string_view source);
+//
+// A document with `"extends": "<base>"` is composed: the base is read through `read_base`
+// (parsed the same way, so it may extend another) and the document only adds grants to it
+// (seccomp allow rules, paths, devices; raised limits; dropped namespaces; a mechanism switched
+// off). What would take a grant away (a limit below the base's, a namespace the base lacks, a
+// non-allow rule, network none over on_request) is refused, as are a missing base and a cycle.
+Result<Policy> parse_policy(std::string_view json_text, std::string_view source,
+                            const PolicyBaseReader& read_base = nullptr);
 
-// Reads and parses one policy file.
+// Reads and parses one policy file; a base it extends is read from the same directory.
 Result<Policy> load_policy_file(const std::filesystem::path& path);
 
 // Reads policies/<level>.json from `policy_dir`.
