@@ -60,6 +60,14 @@ uint64_t landlock_read_write_rights(int abi) {
   return fs_rights_for_abi(abi) & ~(kIoctlDev | kExecute);
 }
 
+uint64_t landlock_path_rights(int abi, PathAccess access, bool directory) {
+  uint64_t rights = kReadFile | kReadDir;
+  if (access == PathAccess::kReadExec) rights |= kExecute;
+  if (access == PathAccess::kReadWrite) rights = landlock_read_write_rights(abi);
+  if (!directory) rights &= kFileRights;
+  return rights & fs_rights_for_abi(abi);
+}
+
 Result<LandlockRuleset> build_landlock_ruleset(int abi, const LandlockPaths& paths, bool deny_tcp) {
   if (abi <= 0) return unimplemented_error("landlock: not available on this kernel");
   LandlockRuleset out;

@@ -21,8 +21,10 @@
 #include "internal/child_plan.h"
 #include "internal/compiled_policy.h"
 #include "internal/landlock.h"
+#include "internal/mount_tree.h"
 #include "internal/namespaces.h"
 #include "internal/rlimits.h"
+#include "pio/sandbox/worker_side.h"
 #include "spdlog/spdlog.h"
 
 namespace pio::sandbox {
@@ -30,6 +32,8 @@ namespace {
 
 constexpr size_t kChildStackBytes = 256 * 1024;
 constexpr int kPidfdIdType = 3;  // P_PIDFD (Linux 5.4)
+static_assert(kSlotControl == kControlFd && kSlotArena == kArenaFd &&
+              kSlotStage2 == kStage2FilterFd && kSlotLibrary == kPluginLibraryFd);
 
 Result<UniqueFd> sealed_program(const BpfProgram& program) {
   UniqueFd fd(memfd_create("pio-stage2-bpf", MFD_CLOEXEC | MFD_ALLOW_SEALING));
@@ -77,8 +81,12 @@ const char* spawn_step_name(SpawnStep step) {
       return "cgroup_join";
     case SpawnStep::kJoinNetns:
       return "join_netns";
+    case SpawnStep::kUserMap:
+      return "map_user_ids";
     case SpawnStep::kMounts:
       return "mounts";
+    case SpawnStep::kMountTree:
+      return "mount_tree";
     case SpawnStep::kIdentity:
       return "drop_identity";
     case SpawnStep::kUnshareUser:
@@ -139,6 +147,16 @@ Result<std::unique_ptr<WorkerLauncher>> WorkerLauncher::create(
   }
   launcher->dev_null_.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!launcher->dev_null_) return errno_status("launcher: open /dev/null", errno);
+  // The empty directory each worker mounts its own root on (in its mount namespace only).
+  std::string root_template =
+      (launcher->options_.scratch_root / (launcher->options_.instance_name + ".root-XXXXXX"))
+          .string();
+  if (mkdtemp(root_template.data()) == nullptr) {
+    return errno_status(
+        fmt::format("launcher: mount root under {}", launcher->options_.scratch_root.string()),
+        errno);
+  }
+  launcher->mount_root_ = root_template;
   void* stack = mmap(nullptr, kChildStackBytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_POPULATE, -1, 0);
   if (stack == MAP_FAILED) return errno_status("launcher: child stack", errno);
@@ -148,6 +166,7 @@ Result<std::unique_ptr<WorkerLauncher>> WorkerLauncher::create(
 
 WorkerLauncher::~WorkerLauncher() {
   if (child_stack_ != nullptr) munmap(child_stack_, kChildStackBytes);
+  if (!mount_root_.empty()) rmdir(mount_root_.c_str());
 }
 
 int WorkerLauncher::cgroup_version() const { return cgroups_->version(); }
@@ -278,28 +297,30 @@ Result<std::shared_ptr<Worker>> WorkerLauncher::spawn(const CompiledPolicy& comp
     cgroup = std::move(created).value();
   }
 
+  // One resolution of the filesystem section for both Landlock and the mount tree.
+  LandlockPaths paths;
+  auto resolve = [&](const std::vector<std::string>& in, std::vector<std::string>& out) {
+    for (const std::string& p : in) {
+      if (p == "$PLUGIN_DIR") {
+        out.push_back(request.plugin_dir.string());
+      } else if (p == "$MODEL_DIRS") {
+        for (const auto& m : request.model_dirs) out.push_back(m.string());
+      } else if (p == "$SCRATCH") {
+        out.push_back(scratch.string());
+      } else if (p == "$WORKER") {
+        out.push_back(request.worker_path.string());
+      } else {
+        out.push_back(p);
+      }
+    }
+  };
+  resolve(policy.filesystem.read_only, paths.read_only);
+  resolve(policy.filesystem.read_exec, paths.read_exec);
+  resolve(policy.filesystem.read_write, paths.read_write);
+  paths.devices = expand_globs(policy.devices.allow);
+
   UniqueFd ruleset;
   if (cp.use_landlock) {
-    LandlockPaths paths;
-    auto resolve = [&](const std::vector<std::string>& in, std::vector<std::string>& out) {
-      for (const std::string& p : in) {
-        if (p == "$PLUGIN_DIR") {
-          out.push_back(request.plugin_dir.string());
-        } else if (p == "$MODEL_DIRS") {
-          for (const auto& m : request.model_dirs) out.push_back(m.string());
-        } else if (p == "$SCRATCH") {
-          out.push_back(scratch.string());
-        } else if (p == "$WORKER") {
-          out.push_back(request.worker_path.string());
-        } else {
-          out.push_back(p);
-        }
-      }
-    };
-    resolve(policy.filesystem.read_only, paths.read_only);
-    resolve(policy.filesystem.read_exec, paths.read_exec);
-    resolve(policy.filesystem.read_write, paths.read_write);
-    paths.devices = expand_globs(policy.devices.allow);
     auto built = build_landlock_ruleset(cp.landlock_abi, paths, !network);
     if (!built.ok()) {
       drop_scratch();
@@ -320,9 +341,16 @@ Result<std::shared_ptr<Worker>> WorkerLauncher::spawn(const CompiledPolicy& comp
     plan.netns_fd = shared_netns_.get();
   }
   if (cp.user_namespace && !as_root) ns_flags |= CLONE_NEWUSER;
+  const std::string uid_map = fmt::format("{0} {0} 1\n", geteuid());
+  const std::string gid_map = fmt::format("{0} {0} 1\n", getegid());
+  if (ns_flags & CLONE_NEWUSER) {
+    plan.uid_map = uid_map.c_str();
+    plan.gid_map = gid_map.c_str();
+  }
   std::string scratch_str = scratch.string();
   std::string tmpfs_options;
   plan.scratch_dir = scratch_str.c_str();
+  std::optional<MountTree> tree;
   if (ns_flags & CLONE_NEWNS) {
     plan.make_mounts_private = true;
     if (policy.scratch_bytes) {
@@ -333,6 +361,23 @@ Result<std::shared_ptr<Worker>> WorkerLauncher::spawn(const CompiledPolicy& comp
       plan.scratch_tmpfs_options = tmpfs_options.c_str();
     } else {
       plan.scratch_bind_noexec = true;
+    }
+    if (policy.filesystem.enabled) {
+      // The worker's root holds what the filesystem section grants and nothing else.
+      MountTreeInput input;
+      input.root_dir = mount_root_;
+      for (const auto& [list, access] : {std::pair{&paths.read_only, PathAccess::kReadOnly},
+                                         std::pair{&paths.read_exec, PathAccess::kReadExec},
+                                         std::pair{&paths.read_write, PathAccess::kReadWrite}}) {
+        for (const std::string& p : *list) input.paths.push_back(MountPath{p, access});
+      }
+      input.devices = paths.devices;
+      input.scratch_dir = scratch_str;
+      input.scratch_tmpfs_options = tmpfs_options;
+      input.proc = (ns_flags & CLONE_NEWPID) != 0;
+      input.landlock_abi = cp.use_landlock ? cp.landlock_abi : 0;
+      tree.emplace(MountTree::build(input));
+      plan.mount_tree = &*tree;
     }
   }
   plan.drop_identity = drop_identity;
@@ -352,6 +397,7 @@ Result<std::shared_ptr<Worker>> WorkerLauncher::spawn(const CompiledPolicy& comp
   plan.fds[kSlotArena] = request.arena_fd;
   plan.fds[kSlotStage2] = network ? cp.stage2_network.get() : cp.stage2_no_network.get();
   plan.fds[kSlotLandlock] = ruleset.get();
+  plan.fds[kSlotLibrary] = request.library_fd;
   if (ruleset && (ns_flags & CLONE_NEWNS) &&
       std::find(policy.filesystem.read_write.begin(), policy.filesystem.read_write.end(),
                 "$SCRATCH") != policy.filesystem.read_write.end()) {
@@ -398,6 +444,11 @@ Result<std::shared_ptr<Worker>> WorkerLauncher::spawn(const CompiledPolicy& comp
       cgroup->remove().ignore();
     }
     drop_scratch();
+    if (plan.failed_path != nullptr) {
+      return errno_status(
+          fmt::format("spawn step {} ({})", spawn_step_name(plan.failed_step), plan.failed_path),
+          plan.failed_errno);
+    }
     return spawn_error(plan.failed_step, plan.failed_errno);
   }
 

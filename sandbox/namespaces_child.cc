@@ -1,9 +1,12 @@
 // Child side of namespaces. The pid, ipc, mount and uts namespaces come from clone()'s flags
 // (and the user namespace too when the host is not root); the network namespace is a shared
 // empty one a root host joins (see WorkerLauncher); what is left for the child:
-// private mount propagation, the scratch mount, and, for a root host, shedding root before it
-// enters its own user namespace (a worker never runs as the host's uid 0).
+// private mount propagation, the scratch mount, for a host that is not root mapping its own ids
+// into the new user namespace (files it creates in its own tmpfs mounts need a mapped owner),
+// and, for a root host, shedding root before it enters its own user namespace (a worker never
+// runs as the host's uid 0).
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -35,6 +38,28 @@ int setup_mounts_child(const ChildPlan& plan) {
     }
   }
   return 0;
+}
+
+namespace {
+
+int write_file(const char* path, const char* text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  size_t len = 0;
+  while (text[len] != '\0') ++len;
+  ssize_t n = write(fd, text, len);
+  int err = n == static_cast<ssize_t>(len) ? 0 : (n < 0 ? errno : EIO);
+  close(fd);
+  return err;
+}
+
+}  // namespace
+
+int map_own_ids_child(const char* uid_map, const char* gid_map) {
+  // setgroups must be denied before an unprivileged process may write its gid_map.
+  if (int err = write_file("/proc/self/setgroups", "deny"); err != 0) return err;
+  if (int err = write_file("/proc/self/uid_map", uid_map); err != 0) return err;
+  return write_file("/proc/self/gid_map", gid_map);
 }
 
 int drop_identity_child(uid_t uid, gid_t gid) {

@@ -11,6 +11,7 @@
 #include "internal/cgroup.h"
 #include "internal/child_plan.h"
 #include "internal/landlock.h"
+#include "internal/mount_tree.h"
 #include "internal/seccomp_program.h"
 
 namespace pio::sandbox {
@@ -43,7 +44,16 @@ int spawn_child_main(void* arg) {
     if (int err = join_netns_child(plan->netns_fd); err != 0)
       fail(plan, SpawnStep::kJoinNetns, err);
   }
-  if (plan->make_mounts_private) {
+  if (plan->uid_map != nullptr) {
+    if (int err = map_own_ids_child(plan->uid_map, plan->gid_map); err != 0) {
+      fail(plan, SpawnStep::kUserMap, err);
+    }
+  }
+  if (plan->mount_tree != nullptr) {
+    if (int err = build_mount_tree_child(*plan->mount_tree, &plan->failed_path); err != 0) {
+      fail(plan, SpawnStep::kMountTree, err);
+    }
+  } else if (plan->make_mounts_private) {
     if (int err = setup_mounts_child(*plan); err != 0) fail(plan, SpawnStep::kMounts, err);
   }
   if (plan->drop_identity) {
@@ -62,8 +72,11 @@ int spawn_child_main(void* arg) {
   }
   if (chdir(plan->scratch_dir) != 0) fail(plan, SpawnStep::kChdir, errno);
   if (plan->fds[kSlotLandlock] >= 0) {
+    const ChildLandlockRule* rules =
+        plan->mount_tree != nullptr ? plan->mount_tree->child_rules() : nullptr;
+    const int rule_count = plan->mount_tree != nullptr ? plan->mount_tree->child_rule_count() : 0;
     if (int err = landlock_restrict_child(kSlotLandlock, plan->scratch_dir,
-                                          plan->landlock_scratch_rights);
+                                          plan->landlock_scratch_rights, rules, rule_count);
         err != 0) {
       fail(plan, SpawnStep::kLandlock, err);
     }

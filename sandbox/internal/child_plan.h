@@ -12,11 +12,15 @@
 
 namespace pio::sandbox {
 
+class MountTree;
+
 enum class SpawnStep : int {
   kNone = 0,
   kCgroupJoin,
   kJoinNetns,
+  kUserMap,
   kMounts,
+  kMountTree,
   kIdentity,
   kUnshareUser,
   kFds,
@@ -34,7 +38,7 @@ struct ChildRlimit {
   rlimit value;
 };
 
-// The fds the child arranges as its 0..6 (source fds in the host; -1 = leave closed).
+// The fds the child arranges as its 0..7 (source fds in the host; -1 = leave closed).
 enum ChildFdSlot {
   kSlotStdin,
   kSlotStdout,
@@ -43,6 +47,7 @@ enum ChildFdSlot {
   kSlotArena,
   kSlotStage2,
   kSlotLandlock,
+  kSlotLibrary,
   kSlotCount
 };
 
@@ -52,10 +57,16 @@ struct ChildPlan {
 
   int netns_fd = -1;  // join this (empty, shared) network namespace instead of a new one
 
+  // Host not root, user namespace from clone(): "<id> <id> 1" lines mapping its own uid and gid.
+  const char* uid_map = nullptr;
+  const char* gid_map = nullptr;
+
   bool make_mounts_private = false;             // in the new mount namespace
   const char* scratch_dir = nullptr;            // chdir target
   const char* scratch_tmpfs_options = nullptr;  // mount a private noexec tmpfs there
   bool scratch_bind_noexec = false;             // else: bind the dir onto itself noexec
+  // The worker's own root (replaces the three above): pivot_root into it before identity drops.
+  const MountTree* mount_tree = nullptr;
 
   bool drop_identity = false;  // root host: become uid/gid before the user namespace
   uid_t uid = 65534;
@@ -65,7 +76,7 @@ struct ChildPlan {
   ChildRlimit rlimits[8] = {};
   int rlimit_count = 0;
 
-  int fds[kSlotCount] = {-1, -1, -1, -1, -1, -1, -1};
+  int fds[kSlotCount] = {-1, -1, -1, -1, -1, -1, -1, -1};
 
   uint64_t landlock_scratch_rights = 0;  // rule the child adds for its scratch mount
 
@@ -79,6 +90,7 @@ struct ChildPlan {
   // Written by the child when a step fails (the host reads them after clone() returns).
   SpawnStep failed_step = SpawnStep::kNone;
   int failed_errno = 0;
+  const char* failed_path = nullptr;  // the mount tree's step that failed, if any
 };
 
 // The clone() entry point. Never returns on success (execve); on failure records the step and
@@ -87,6 +99,7 @@ int spawn_child_main(void* plan);
 
 // Per-mechanism child steps (async-signal-safe). Each returns 0 or an errno.
 int join_netns_child(int netns_fd);
+int map_own_ids_child(const char* uid_map, const char* gid_map);
 int setup_mounts_child(const ChildPlan& plan);
 int drop_identity_child(uid_t uid, gid_t gid);
 int unshare_user_child();

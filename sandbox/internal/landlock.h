@@ -36,9 +36,25 @@ Result<LandlockRuleset> build_landlock_ruleset(int abi, const LandlockPaths& pat
 // The rights a read-write path gets under `abi` (for the child's scratch rule).
 uint64_t landlock_read_write_rights(int abi);
 
-// Child side (async-signal-safe): adds a rule for `scratch_dir` with `scratch_rights` (the
-// scratch dir is a mount made in the child's own mount namespace, which a rule on the host's
-// directory underneath does not reach), then restricts the calling process. 0 or an errno.
-int landlock_restrict_child(int ruleset_fd, const char* scratch_dir, uint64_t scratch_rights);
+// How the policy's filesystem section grants a path.
+enum class PathAccess { kReadOnly, kReadExec, kReadWrite };
+
+// The rights a rule for a path granted `access` carries under `abi` (file rights only when it
+// is not a directory), as build_landlock_ruleset gives them.
+uint64_t landlock_path_rights(int abi, PathAccess access, bool directory);
+
+// A rule the child adds once its mount tree exists: a fresh /proc has inodes of its own, which a
+// rule the host made on its /proc does not reach.
+struct ChildLandlockRule {
+  const char* path = nullptr;  // as the worker sees it (after pivot_root)
+  uint64_t rights = 0;
+};
+
+// Child side (async-signal-safe): adds a rule for `scratch_dir` with `scratch_rights` and one
+// for each of `rules` (mounts made in the child's own mount namespace, the scratch tmpfs and a
+// fresh /proc, which rules on the host's inodes do not reach), then restricts the calling
+// process. 0 or an errno.
+int landlock_restrict_child(int ruleset_fd, const char* scratch_dir, uint64_t scratch_rights,
+                            const ChildLandlockRule* rules, int rule_count);
 
 }  // namespace pio::sandbox

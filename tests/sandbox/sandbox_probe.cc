@@ -17,6 +17,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -125,6 +126,16 @@ int run(const std::vector<std::string>& args, void* arena, size_t arena_size) {
     }
     char c;
     report_result("read", read(fd, &c, 1));
+    return 0;
+  }
+  if (what == "stat") {
+    struct stat st {};
+    report_result("stat", stat(arg(1).c_str(), &st));
+    return 0;
+  }
+  if (what == "readlink") {
+    char target[256];
+    report_result("readlink", readlink(arg(1).c_str(), target, sizeof target));
     return 0;
   }
   if (what == "list_dir") {

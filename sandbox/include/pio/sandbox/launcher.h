@@ -76,6 +76,9 @@ struct SpawnRequest {
   int control_fd = -1;                            // borrowed; becomes the worker's fd 3
   int arena_fd = -1;                              // borrowed, optional; becomes fd 4
   int log_fd = -1;  // borrowed, optional; the worker's stdout and stderr (else /dev/null)
+  // Borrowed, optional; becomes fd 7 (kPluginLibraryFd): the sealed copy of the plugin library
+  // the host checked, which the worker maps instead of a path someone could swap.
+  int library_fd = -1;
   bool network_requested = false;  // granted only where the policy says on_request
   // The operator's choice: a granted network is the host's network namespace. Otherwise the
   // worker keeps a namespace of its own (no route anywhere, not even to the host's loopback
@@ -161,7 +164,8 @@ class WorkerLauncher {
   KernelFeatures features_;
   std::unique_ptr<CgroupParent> cgroups_;
   UniqueFd dev_null_;
-  UniqueFd shared_netns_;  // root host: the one empty network namespace workers join
+  UniqueFd shared_netns_;   // root host: the one empty network namespace workers join
+  std::string mount_root_;  // empty dir each worker's mount tree is built on
   void* child_stack_ = nullptr;
   uint64_t next_worker_ = 0;
 };

@@ -14,11 +14,14 @@ namespace pio::sandbox {
 inline constexpr int kControlFd = 3;       // AF_UNIX SOCK_SEQPACKET control channel
 inline constexpr int kArenaFd = 4;         // memfd arena; absent when the host passed none
 inline constexpr int kStage2FilterFd = 5;  // sealed memfd: the stage-2 BPF program
+// Sealed memfd holding the plugin library whose sha256 the host checked, when the host passed
+// one: load it through /proc/self/fd/7, never by path.
+inline constexpr int kPluginLibraryFd = 7;
 
 // Loads the stage-2 seccomp filter (no execve, no new sockets but AF_INET/AF_INET6 ones when the
 // network is granted, no memfd_create) from `filter_fd` and closes the fd. An empty program
-// means the policy grants no syscall filtering (maximum trust). A missing or unreadable fd is an error: the worker must
-// then exit without loading the plugin.
+// means the policy grants no syscall filtering (maximum trust). A missing or unreadable fd is an
+// error: the worker must then exit without loading the plugin.
 Status apply_stage2_filter(int filter_fd = kStage2FilterFd);
 
 }  // namespace pio::sandbox
