@@ -5,6 +5,8 @@
 
 #include <cerrno>
 
+#include "pio/ipc/utf8.h"
+
 namespace pio::host::internal {
 
 Result<std::shared_ptr<LogTail>> LogTail::create(boost::asio::io_context& io, UniqueFd* write_end) {
@@ -72,7 +74,9 @@ std::string LogTail::text() const {
     if (!out.empty()) out += " | ";
     out += partial_;
   }
-  return out;
+  // Lines keep the worker's bytes (a character may also be cut at kMaxLineBytes); the text goes
+  // into crash reports that strict JSON dumps serialise, so it leaves here as valid UTF-8.
+  return ipc::to_valid_utf8(out);
 }
 
 }  // namespace pio::host::internal

@@ -32,7 +32,8 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   // Reads what the pipe still holds without blocking (call when the worker has exited).
   void drain();
   void stop();
-  // The kept lines joined with " | ", the last partial line included.
+  // The kept lines joined with " | ", the last partial line included; valid UTF-8 (invalid bytes
+  // become U+FFFD), control characters shown as '?'.
   std::string text() const;
 
  private:
