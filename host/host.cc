@@ -514,25 +514,36 @@ void Host::Impl::submit_generate(std::string_view name, std::string prompt, std:
   const std::string n(name);
   Submission submission;
   submission.deadline = options.deadline.value_or(std::chrono::milliseconds(0));
+  auto result = std::make_shared<host::GenerateResult>();
+  // Set once the worker died mid-generation and the request continues on the next one: each
+  // later Generate carries the tokens the caller already has (result->token_ids).
+  auto resuming = std::make_shared<bool>(false);
+  const auto started = std::chrono::steady_clock::now();
   submission.build = [prompt = std::move(prompt), messages_json = std::move(messages_json), options,
-                      stream = static_cast<bool>(on_chunk)](uint64_t rid, WorkerIncarnation&,
-                                                            flatbuffers::FlatBufferBuilder& fbb,
-                                                            std::vector<ipc::RingSlot>&) -> Status {
+                      stream = static_cast<bool>(on_chunk), result, resuming,
+                      started](uint64_t rid, WorkerIncarnation&, flatbuffers::FlatBufferBuilder& fbb,
+                               std::vector<ipc::RingSlot>&) -> Status {
     std::vector<flatbuffers::Offset<flatbuffers::String>> stop;
     for (const auto& s : options.stop) stop.push_back(fbb.CreateString(s));
     auto params = wire::CreateSamplingParamsDirect(
         fbb, options.max_tokens, options.temperature, options.top_k, options.top_p, options.min_p,
         options.repetition_penalty, options.presence_penalty, options.frequency_penalty,
         options.seed.value_or(0), options.seed.has_value(), stop.empty() ? nullptr : &stop);
+    // The worker's deadline is what is left of the request's (a resumed one has spent some).
+    uint32_t deadline_ms = 0;
+    if (options.deadline.has_value() && options.deadline->count() > 0) {
+      const auto left = *options.deadline - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - started);
+      deadline_ms = static_cast<uint32_t>(std::clamp<int64_t>(left.count(), 1, UINT32_MAX));
+    }
     ipc::finish_envelope(
         fbb, rid, wire::Message::Generate,
         wire::CreateGenerateDirect(fbb, messages_json.empty() ? prompt.c_str() : nullptr, nullptr,
                                    messages_json.empty() ? nullptr : messages_json.c_str(), params, stream,
-                                   static_cast<uint32_t>(options.deadline.value_or(std::chrono::milliseconds(0)).count()))
+                                   deadline_ms, *resuming ? &result->token_ids : nullptr)
             .Union());
     return ok_status();
   };
-  auto result = std::make_shared<host::GenerateResult>();
   auto cancelled = std::make_shared<bool>(false);
   std::weak_ptr<PluginSupervisor> weak = supervisor;
   submission.on_message = [n, id, done, result, cancelled, weak, on_chunk = std::move(on_chunk)](
@@ -570,6 +581,13 @@ void Host::Impl::submit_generate(std::string_view name, std::string prompt, std:
     return true;
   };
   submission.on_fail = [done](const Status& status) { done(status); };
+  // A generation the caller cancelled ends with the crash; any other continues from the tokens
+  // it already has (none yet when not streaming: the worker sends them at the end).
+  submission.resume = [resuming, cancelled] {
+    if (*cancelled) return false;
+    *resuming = true;
+    return true;
+  };
   supervisor->submit(id, std::move(submission));
 }
 

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cstdio>
 
 #include "fmt/format.h"
 #include "pio/ipc/envelope.h"
 #include "pio/ipc/socket_packet.h"
+#include "pio/plugin_sdk/worker_protocol.h"
 
 namespace pio::host::internal {
 
@@ -70,6 +72,7 @@ PluginStatus PluginSupervisor::status() const {
   s.restarts = restarts_;
   s.crashes = crashes_;
   s.last_crash = last_crash_;
+  s.resumed = resumed_;
   s.exits = exits_;
   return s;
 }
@@ -88,7 +91,7 @@ void PluginSupervisor::spawn_worker() {
   auto fail_start = [&](const Status& status) {
     // A worker that could not even be spawned is handled like one that died at once.
     current_ = w;
-    last_crash_ = status.message();
+    last_crash_ = last_crash_reason_ = status.message();
     sandbox::WorkerExit none;
     none.kind = sandbox::ExitKind::kKilledByHost;
     w->kill_reason = status.to_string();
@@ -156,7 +159,10 @@ void PluginSupervisor::spawn_worker() {
       io_, *w->channel,
       [self = weak_from_this(), gen](ipc::InboundMessage& m) {
         auto s = self.lock();
-        if (s && s->current_ && s->current_->generation == gen) s->on_message(m);
+        if (s && s->current_ && s->current_->generation == gen) {
+          s->note_capabilities(m);
+          s->on_message(m);
+        }
       },
       [self = weak_from_this(), gen](const Status& status) {
         auto s = self.lock();
@@ -278,6 +284,17 @@ void PluginSupervisor::on_message(ipc::InboundMessage& message) {
   if (*done) finish_request(id);
 }
 
+void PluginSupervisor::note_capabilities(ipc::InboundMessage& message) {
+  if (message.type() != wire::Message::Hello || current_->hello_seen) return;
+  const auto* capabilities = message.envelope().message_as_Hello()->capabilities();
+  if (capabilities == nullptr) return;
+  for (const auto* capability : *capabilities) {
+    if (capability != nullptr && std::string_view(capability->c_str(), capability->size()) == sdk::kCapabilityResume) {
+      current_->can_resume = true;
+    }
+  }
+}
+
 void PluginSupervisor::begin_initialize() {
   init_id_ = next_id_++;
   loading_model_ = false;
@@ -319,24 +336,8 @@ void PluginSupervisor::submit(uint64_t id, Submission submission) {
             fmt::format("{}: {} requests already wait for the worker to restart; retry later", who(), kMaxQueued)));
       }
     {
-      Queued q{id, std::move(submission), {}, std::make_unique<boost::asio::steady_timer>(io_)};
-      q.deadline = Clock::now() + deadline_of(q.submission);
-      q.timer->expires_at(q.deadline);
-      q.timer->async_wait([self = weak_from_this(), id](const boost::system::error_code& ec) {
-        auto s = self.lock();
-        if (ec || !s) return;
-        for (auto it = s->queue_.begin(); it != s->queue_.end(); ++it) {
-          if (it->id != id) continue;
-          auto waiting = std::move(it->submission);
-          s->queue_.erase(it);
-          return waiting.on_fail(deadline_exceeded_error(fmt::format(
-              "{}: the request's deadline passed while it waited for the worker to (re)start "
-              "(state {})",
-              s->who(), plugin_state_name(s->state_))));
-        }
-      });
-      queue_.push_back(std::move(q));
-      return;
+      const auto deadline = Clock::now() + deadline_of(submission);
+      return enqueue(id, std::move(submission), deadline, /*at_front=*/false);
     }
     case PluginState::kDraining:
     case PluginState::kStopped:
@@ -346,7 +347,31 @@ void PluginSupervisor::submit(uint64_t id, Submission submission) {
       return submission.on_fail(failed_precondition_error(fmt::format(
           "{} is quarantined after {} crashes within {} ms (last: {}); fix the plugin, then "
           "deactivate and activate it again",
-          who(), settings_.restart.max_crashes, settings_.restart.window.count(), last_crash_)));
+          who(), settings_.restart.max_crashes, settings_.restart.window.count(), last_crash_reason_)));
+  }
+}
+
+void PluginSupervisor::enqueue(uint64_t id, Submission submission, Clock::time_point deadline,
+                               bool at_front) {
+  Queued q{id, std::move(submission), deadline, std::make_unique<boost::asio::steady_timer>(io_)};
+  q.timer->expires_at(q.deadline);
+  q.timer->async_wait([self = weak_from_this(), id](const boost::system::error_code& ec) {
+    auto s = self.lock();
+    if (ec || !s) return;
+    for (auto it = s->queue_.begin(); it != s->queue_.end(); ++it) {
+      if (it->id != id) continue;
+      auto waiting = std::move(it->submission);
+      s->queue_.erase(it);
+      return waiting.on_fail(deadline_exceeded_error(fmt::format(
+          "{}: the request's deadline passed while it waited for the worker to (re)start "
+          "(state {})",
+          s->who(), plugin_state_name(s->state_))));
+    }
+  });
+  if (at_front) {
+    queue_.push_front(std::move(q));
+  } else {
+    queue_.push_back(std::move(q));
   }
 }
 
@@ -366,6 +391,7 @@ void PluginSupervisor::send_request(uint64_t id, Submission submission, Clock::t
   InFlight& entry = in_flight_[id];
   entry.submission = std::move(submission);
   entry.slots = std::move(slots);
+  entry.deadline = deadline;
   entry.timer = std::make_unique<boost::asio::steady_timer>(io_);
   entry.timer->expires_at(deadline);
   entry.timer->async_wait([self = weak_from_this(), id](const boost::system::error_code& ec) {
@@ -507,11 +533,18 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
     tail = w->log->text();
     w->log->stop();
   }
-  std::string what = fmt::format("{}: worker{} {}", who(),
-                                 w->worker ? fmt::format(" (pid {})", w->worker->pid()) : std::string(),
+  // Two reports of one death. `what` (the reason: how it ended, and why the host stopped it) is
+  // what requests get; `details` adds the pid and the worker's last stderr lines, which in a
+  // shared worker may hold another tenant's data, so they go to operators only: the host's log
+  // and PluginStatus::last_crash (the admin API).
+  std::string what = fmt::format("{}: worker {}", who(),
                                  w->worker ? exit.to_string() : std::string("could not be started"));
   if (!w->kill_reason.empty()) what += fmt::format("; the host stopped it: {}", w->kill_reason);
-  if (!tail.empty()) what += fmt::format("; last output: {}", tail);
+  std::string details = fmt::format("{}: worker{} {}", who(),
+                                    w->worker ? fmt::format(" (pid {})", w->worker->pid()) : std::string(),
+                                    w->worker ? exit.to_string() : std::string("could not be started"));
+  if (!w->kill_reason.empty()) details += fmt::format("; the host stopped it: {}", w->kill_reason);
+  if (!tail.empty()) details += fmt::format("; last output: {}", tail);
   // The incarnation goes; leases keep its arena mapped for outputs the caller still holds.
   w->reader.reset();
   w->channel.reset();
@@ -530,7 +563,12 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
     return;
   }
   if (w->worker) ++exits_[std::string(sandbox::exit_kind_name(exit.kind))];
+  if (w->worker) std::fprintf(stderr, "pio host: %s\n", details.c_str());
   if (on_ready_) {  // the first start failed: activation reports it, nothing restarts
+    if (w->worker) {
+      last_crash_ = details;
+      last_crash_reason_ = what;
+    }
     const Status status = w->spawn_error.ok() ? worker_crashed_error(what)
                                               : w->spawn_error.with_context(who());
     fail_all(status);
@@ -541,21 +579,35 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
     return;
   }
   ++crashes_;
-  last_crash_ = what;
+  last_crash_ = details;
+  last_crash_reason_ = what;
   const auto now = Clock::now();
   crash_times_.push_back(now);
   while (!crash_times_.empty() && now - crash_times_.front() > settings_.restart.window) crash_times_.pop_front();
-  // In-flight requests end now; queued ones wait for the restart (or fail on quarantine).
+  const bool quarantine = crash_times_.size() >= settings_.restart.max_crashes;
+  // In-flight requests end now, except generations that continue on the restarted worker (ahead
+  // of the requests queued meanwhile, in their order); queued ones wait for the restart (or fail
+  // on quarantine).
   {
     auto in_flight = std::move(in_flight_);
     in_flight_.clear();
     const Status status = worker_crashed_error(what + "; the host restarts it");
-    for (auto& [id, entry] : in_flight) {
+    for (auto it = in_flight.rbegin(); it != in_flight.rend(); ++it) {
+      InFlight& entry = it->second;
       if (entry.timer) entry.timer->cancel();
-      if (!entry.abandoned) entry.submission.on_fail(status);
+      if (entry.abandoned) continue;
+      Submission& submission = entry.submission;
+      ++submission.crashes;
+      if (!quarantine && w->can_resume && submission.resume &&
+          submission.crashes < kMaxCrashesPerRequest && submission.resume()) {
+        ++resumed_;
+        enqueue(it->first, std::move(submission), entry.deadline, /*at_front=*/true);
+        continue;
+      }
+      submission.on_fail(status);
     }
   }
-  if (crash_times_.size() >= settings_.restart.max_crashes) {
+  if (quarantine) {
     set_state(PluginState::kQuarantined);
     fail_all(failed_precondition_error(fmt::format(
         "{} is quarantined after {} crashes within {} ms (last: {}); fix the plugin, then "

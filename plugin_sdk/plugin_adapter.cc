@@ -2,6 +2,7 @@
 // This code is linked into every plugin library (not into the worker). Every function here is a
 // C boundary: each catches everything, and builds its last-resort message without allocating.
 
+#include <cstddef>
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -310,6 +311,11 @@ pio_error* generate(pio_plugin* plugin, pio_call* call, const pio_generate_reque
       PIO_RETURN_IF_ERROR(split_chat_request(std::move(chat), &r));
     }
     r.params = sampling_from(request->params);
+    if (request->struct_size >= offsetof(pio_generate_request, n_resume_token_ids) +
+                                    sizeof(request->n_resume_token_ids) &&
+        request->resume_token_ids != nullptr) {
+      r.resume_token_ids = std::span(request->resume_token_ids, request->n_resume_token_ids);
+    }
     CallContext context(plugin->host, call);
     TokenStream stream(context, on_tokens, user);
     TextModelPlugin* text = text_model(plugin);

@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <cstddef>
+
 #include <utility>
 
 #include "fmt/format.h"
@@ -10,9 +12,9 @@ namespace pio::sdk {
 
 namespace {
 
-// The size of the table as ABI version 1 defined it; a plugin may be built with a newer header
-// (a larger table) but never with a smaller one.
-constexpr size_t kMinApiSize = sizeof(pio_plugin_api);
+// The size of the table as ABI version 1 first defined it (up to chat_completion); a plugin may
+// be built with a newer header (a larger table) but never with a smaller one.
+constexpr size_t kMinApiSize = offsetof(pio_plugin_api, capabilities);
 
 Status check_api(const std::filesystem::path& path, const pio_plugin_api* api) {
   const std::string lib = path.string();

@@ -2,7 +2,8 @@
 // PluginSupervisor: one active plugin's worker, kept alive. It spawns the worker in its trust
 // level's sandbox, brings it to ready (Hello, Initialize, LoadModel), sends requests and routes
 // the answers, watches health (pidfd exit, heartbeats, per-request deadlines), and on a crash
-// ends every in-flight request with worker_crashed, then restarts with exponential backoff or
+// ends every in-flight request with worker_crashed (or, for a generation the plugin can resume,
+// queues it to continue on the restarted worker), then restarts with exponential backoff or
 // quarantines the plugin after too many crashes in the window.
 //
 //   starting -> ready -> draining -> stopped
@@ -48,6 +49,7 @@ struct WorkerIncarnation {
   std::shared_ptr<LogTail> log;
   std::optional<ipc::ShmRing> input_ring;
   bool hello_seen = false;
+  bool can_resume = false;  // its Hello lists sdk::kCapabilityResume
   std::string kill_reason;  // why the host killed it, when it did
   Status spawn_error;       // why it never started (no process then)
   std::chrono::steady_clock::time_point spawned_at;
@@ -65,7 +67,13 @@ struct Submission {
   std::function<Result<bool>(ipc::InboundMessage& message, WorkerIncarnation& worker)> on_message;
   // The request ends without an answer (crash, deadline, shutdown).
   std::function<void(const Status& status)> on_fail;
+  // Optional. The worker died with this request in flight, a restart follows and the plugin can
+  // resume generations: returns true when the request continues on the next worker (build() is
+  // called again and sends what is left), false when it ends (on_fail follows).
+  std::function<bool()> resume;
   std::chrono::milliseconds deadline{0};
+  // Workers that died while this request was in flight (set by the supervisor).
+  uint32_t crashes = 0;
 };
 
 class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
@@ -73,6 +81,8 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
   static constexpr std::chrono::milliseconds kSendTimeout{500};
   // After a request's deadline the worker gets this long to end it before it is killed.
   static constexpr std::chrono::milliseconds kCancelGrace{500};
+  // A request in flight when this many workers died ends with the crash: it is probably the cause.
+  static constexpr uint32_t kMaxCrashesPerRequest = 2;
 
   PluginSupervisor(boost::asio::io_context& io, sandbox::WorkerLauncher& launcher,
                    std::shared_ptr<const sandbox::CompiledPolicy> policy, PluginManifest manifest,
@@ -111,6 +121,7 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
     Submission submission;
     std::vector<ipc::RingSlot> slots;
     std::unique_ptr<boost::asio::steady_timer> timer;
+    std::chrono::steady_clock::time_point deadline;
     bool abandoned = false;  // failed at its deadline; the worker still owes an answer
   };
   // A request waiting for a (re)starting worker; its deadline runs while it waits.
@@ -123,6 +134,11 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
 
   void spawn_worker();
   void on_message(ipc::InboundMessage& message);
+  // Notes what a Hello says the worker can do (before on_message handles it).
+  void note_capabilities(ipc::InboundMessage& message);
+  // Puts a request into the queue that waits for a (re)starting worker, failing it at `deadline`.
+  void enqueue(uint64_t id, Submission submission, std::chrono::steady_clock::time_point deadline,
+               bool at_front);
   void on_channel_end(const Status& status);
   void on_worker_exit(uint64_t generation, const sandbox::WorkerExit& exit);
   void begin_initialize();
@@ -161,7 +177,9 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
   uint32_t restarts_ = 0;
   uint32_t crashes_ = 0;
   std::map<std::string, uint32_t> exits_;
-  std::string last_crash_;
+  std::string last_crash_;         // with pid and stderr tail: operators only
+  std::string last_crash_reason_;  // without them: what requests may be told
+  uint32_t resumed_ = 0;
 
   std::function<void(const Status&)> on_ready_;
   std::function<void()> on_stopped_;

@@ -162,6 +162,9 @@ std::string ServerMetrics::render(const std::vector<host::PluginStatus>& plugins
   per_plugin("pio_worker_crashes_total", "counter",
              "Times the plugin's worker died or was killed (crash, limit, deadline, violation).",
              [](const host::PluginStatus& p) { return p.crashes; });
+  per_plugin("pio_generations_resumed_total", "counter",
+             "Generations that continued on a restarted worker after theirs died mid-stream.",
+             [](const host::PluginStatus& p) { return p.resumed; });
   out +=
       "# HELP pio_worker_exits_total Worker deaths by how they ended (the sandbox's verdict: "
       "memory_limit, pids_limit, cpu_limit, seccomp_violation, deadline, signaled, exited, "

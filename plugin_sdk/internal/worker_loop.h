@@ -76,6 +76,8 @@ class WorkerLoop {
   void run_load_model(const Request& request, const wire::LoadModel& message);
   void run_infer(const Request& request, const wire::Infer& message);
   void run_generate(const Request& request, const wire::Generate& message);
+  // The plugin's table lists PIO_PLUGIN_CAPABILITY_RESUME (and is new enough to have the field).
+  bool can_resume() const;
   Status dispatch_command(std::string_view command, const wire::Infer& message,
                           const std::vector<pio_tensor_view>& inputs, CallState& call);
   void answer_result(uint64_t id, CallState& call);

@@ -5,6 +5,7 @@
 // tells the plugin to stop; is_cancelled() says the same to a plugin between tokens. However the
 // plugin ends, a cancelled request's last message is a TokenChunk with finish_reason Cancelled.
 
+#include <cstddef>
 #include <cstdio>
 
 #include "fmt/format.h"
@@ -61,6 +62,11 @@ int on_tokens(void* user, const int32_t* ids, size_t n, const char* text, size_t
 }
 
 }  // namespace
+
+bool WorkerLoop::can_resume() const {
+  return api_.struct_size >= offsetof(pio_plugin_api, capabilities) + sizeof(api_.capabilities) &&
+         (api_.capabilities & PIO_PLUGIN_CAPABILITY_RESUME) != 0 && api_.generate_text != nullptr;
+}
 
 void WorkerLoop::run_generate(const Request& request, const wire::Generate& message) {
   const bool chat = message.messages_json() != nullptr;
@@ -122,6 +128,20 @@ void WorkerLoop::run_generate(const Request& request, const wire::Generate& mess
   c_request.messages_json = messages.data() == nullptr ? "" : messages.data();
   c_request.messages_json_len = messages.size();
   c_request.params = &params;
+  // A generation whose previous worker died: the plugin continues after the tokens the host
+  // already forwarded. An empty list still means "resume" (the vector is present).
+  std::vector<int32_t> resume_ids;
+  const int32_t resume_none = 0;
+  if (message.resume_token_ids() != nullptr) {
+    if (!can_resume()) {
+      return send_error(request.id, unimplemented_error(fmt::format(
+                                        "{}: plugin {} cannot resume a generation", verb_name,
+                                        api_.name)));
+    }
+    resume_ids.assign(message.resume_token_ids()->begin(), message.resume_token_ids()->end());
+    c_request.resume_token_ids = resume_ids.empty() ? &resume_none : resume_ids.data();
+    c_request.n_resume_token_ids = resume_ids.size();
+  }
 
   auto chunk = [&](std::span<const int32_t> ids, std::string_view text, wire::FinishReason reason,
                    uint32_t prompt_tokens, uint32_t completion_tokens) {
@@ -137,6 +157,7 @@ void WorkerLoop::run_generate(const Request& request, const wire::Generate& mess
   StreamState state;
   state.call = &call;
   state.stream = message.stream();
+  state.completion_tokens = static_cast<uint32_t>(resume_ids.size());
   state.send_chunk = [&](std::span<const int32_t> ids, std::string_view text) {
     tokens_generated_.fetch_add(ids.size(), std::memory_order_relaxed);
     return chunk(ids, text, wire::FinishReason::None, 0, 0);

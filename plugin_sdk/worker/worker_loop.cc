@@ -105,6 +105,7 @@ WorkerExitCode WorkerLoop::run() {
     flatbuffers::FlatBufferBuilder fbb;
     std::vector<flatbuffers::Offset<flatbuffers::String>> capabilities;
     if (api_.generate_text != nullptr) capabilities.push_back(fbb.CreateString(kCapabilityText));
+    if (can_resume()) capabilities.push_back(fbb.CreateString(kCapabilityResume));
     auto hello = wire::CreateHelloDirect(fbb, static_cast<uint32_t>(wire::ProtocolVersion::Current),
                                          getpid(), "pio-worker " PIO_VERSION, api_.name,
                                          api_.abi_version, &capabilities);

@@ -6,7 +6,8 @@
 //                          max_tokens of them: finish "stop" when the whole prompt was echoed,
 //                          "length" when max_tokens cut it short, "cancelled" when the host
 //                          cancelled. config "token_delay_ms" sleeps between tokens (to watch
-//                          streaming and cancellation happen).
+//                          streaming and cancellation happen). Resumable: after a worker crash
+//                          it continues from the characters the client already has.
 //   chat_completion        as generate_text, echoing the content of the last message.
 //   infer                  every input comes back under the same name and shape: F32 elements
 //                          doubled; any other dtype with its bytes in reverse order.
@@ -32,6 +33,7 @@ class EchoPlugin final : public pio::sdk::TextModelPlugin {
  public:
   static constexpr const char* kPluginName = "echo";
   static constexpr const char* kPluginVersion = "0.1.0";
+  static constexpr bool kResumesGenerations = true;
 
   Status initialize(const Json& config) override { return apply_config(config); }
 
@@ -121,7 +123,7 @@ class EchoPlugin final : public pio::sdk::TextModelPlugin {
                                       ? std::vector<int32_t>(request.prompt_token_ids->begin(),
                                                              request.prompt_token_ids->end())
                                       : pio::echo::code_points(request.prompt);
-    return echo(prompt, request.params.max_tokens, out);
+    return echo(prompt, request, out);
   }
 
   Result<pio::sdk::GenerateResult> chat_completion(const pio::sdk::GenerateRequest& request,
@@ -133,7 +135,7 @@ class EchoPlugin final : public pio::sdk::TextModelPlugin {
           "chat_completion: the last message needs a string \"content\"");
     }
     return echo(pio::echo::code_points(request.messages.back()["content"].get<std::string>()),
-                request.params.max_tokens, out);
+                request, out);
   }
 
  private:
@@ -147,12 +149,22 @@ class EchoPlugin final : public pio::sdk::TextModelPlugin {
     return pio::ok_status();
   }
 
-  Result<pio::sdk::GenerateResult> echo(const std::vector<int32_t>& prompt, uint32_t max_tokens,
+  Result<pio::sdk::GenerateResult> echo(const std::vector<int32_t>& prompt,
+                                        const pio::sdk::GenerateRequest& request,
                                         pio::sdk::TokenStream& out) {
+    const uint32_t max_tokens = request.params.max_tokens;
     pio::sdk::GenerateResult result;
     result.prompt_tokens = static_cast<uint32_t>(prompt.size());
+    // A resumed generation: what the client has must be what echo would have sent.
+    const auto resumed = request.resume_token_ids.value_or(std::span<const int32_t>());
+    if (resumed.size() > prompt.size() || resumed.size() > max_tokens ||
+        !std::equal(resumed.begin(), resumed.end(), prompt.begin())) {
+      return pio::invalid_argument_error(
+          "generate: the tokens to resume after are not a prefix of this echo's output");
+    }
+    result.completion_tokens = static_cast<uint32_t>(resumed.size());
     std::string piece;
-    for (size_t i = 0; i < prompt.size(); ++i) {
+    for (size_t i = resumed.size(); i < prompt.size(); ++i) {
       if (result.completion_tokens == max_tokens) {
         result.finish_reason = pio::sdk::FinishReason::kLength;
         return result;

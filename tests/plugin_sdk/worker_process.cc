@@ -153,11 +153,13 @@ uint64_t WorkerProcess::send_infer(const std::string& command, const std::string
   return id;
 }
 
-uint64_t WorkerProcess::send_generate(const std::string& prompt, uint32_t max_tokens, bool stream) {
+uint64_t WorkerProcess::send_generate(const std::string& prompt, uint32_t max_tokens, bool stream,
+                                      const std::vector<int32_t>* resume) {
   const uint64_t id = next_id_++;
   flatbuffers::FlatBufferBuilder fbb;
   auto params = wire::CreateSamplingParamsDirect(fbb, max_tokens);
-  auto msg = wire::CreateGenerateDirect(fbb, prompt.c_str(), nullptr, nullptr, params, stream);
+  auto msg = wire::CreateGenerateDirect(fbb, prompt.c_str(), nullptr, nullptr, params, stream, 0,
+                                        resume);
   ipc::finish_envelope(fbb, id, wire::Message::Generate, msg.Union());
   EXPECT_TRUE(send(fbb).ok());
   return id;

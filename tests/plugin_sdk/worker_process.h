@@ -43,7 +43,9 @@ class WorkerProcess {
   // Infer with `inputs` already written into the host->worker ring (see write_input).
   uint64_t send_infer(const std::string& command, const std::string& params_json,
                       const std::vector<ipc::TensorView>& inputs, uint32_t deadline_ms = 0);
-  uint64_t send_generate(const std::string& prompt, uint32_t max_tokens, bool stream = true);
+  // `resume`: the tokens a resumed generation already sent (Generate.resume_token_ids).
+  uint64_t send_generate(const std::string& prompt, uint32_t max_tokens, bool stream = true,
+                         const std::vector<int32_t>* resume = nullptr);
   void send_cancel(uint64_t target);
   void send_release(const std::vector<ipc::TensorView>& outputs);
   uint64_t send_shutdown();

@@ -77,8 +77,42 @@ TEST(Worker, HelloNamesThePluginAndItsAbiVersion) {
   EXPECT_EQ(h->protocol_version(), static_cast<uint32_t>(wire::ProtocolVersion::Current));
   EXPECT_EQ(h->pid(), worker->pid());
   ASSERT_NE(h->capabilities(), nullptr);
-  ASSERT_EQ(h->capabilities()->size(), 1u);
+  ASSERT_EQ(h->capabilities()->size(), 2u);
   EXPECT_EQ(h->capabilities()->Get(0)->str(), kCapabilityText);
+  // echo declares kResumesGenerations.
+  EXPECT_EQ(h->capabilities()->Get(1)->str(), kCapabilityResume);
+}
+
+TEST(Worker, APluginThatDoesNotResumeGenerationsDoesNotListTheCapability) {
+  auto worker = WorkerProcess::start(PIO_TEST_MINIMAL_PLUGIN);
+  ipc::InboundMessage hello;
+  ASSERT_TRUE(worker->receive(&hello).ok());
+  ASSERT_EQ(hello.type(), wire::Message::Hello);
+  const auto* capabilities = hello.envelope().message_as_Hello()->capabilities();
+  if (capabilities != nullptr) {
+    for (const auto* c : *capabilities) EXPECT_NE(c->str(), kCapabilityResume);
+  }
+}
+
+TEST(Worker, AResumedGenerationSendsOnlyWhatFollowsAndCountsTheWholeGeneration) {
+  auto worker = start_ready(PIO_TEST_ECHO_PLUGIN);
+  const std::vector<int32_t> sent = {'h', 0xE9};  // "hé" reached the client before a crash
+  const uint64_t id = worker->send_generate("héllo", 100, /*stream=*/true, &sent);
+  std::string text;
+  ipc::InboundMessage in;
+  for (;;) {
+    ASSERT_TRUE(worker->receive(&in).ok());
+    ASSERT_EQ(in.request_id(), id);
+    ASSERT_EQ(in.type(), wire::Message::TokenChunk);
+    const auto* chunk = in.envelope().message_as_TokenChunk();
+    if (chunk->text()) text += chunk->text()->str();
+    if (chunk->finish_reason() != wire::FinishReason::None) {
+      EXPECT_EQ(chunk->finish_reason(), wire::FinishReason::Stop);
+      EXPECT_EQ(chunk->completion_tokens(), 5u);
+      break;
+    }
+  }
+  EXPECT_EQ(text, "llo");
 }
 
 TEST(Worker, MinimalInferReturnsItsInputUnchanged) {

@@ -16,6 +16,9 @@
 //   huge_output       infer asks for a 10 GiB output tensor
 //   slow_drip         generate_text emits one character every 300 ms
 //   crash_mid_stream  generate_text emits three tokens, then dereferences a null pointer
+//   resume_crash      resumable generate_text writes its prompt to stderr (as a shared worker
+//                     could write a tenant's data), emits up to the third token, then
+//                     dereferences a null pointer: resumed after three tokens, it crashes again
 //   exit_in_request   infer calls exit(0)
 //   stall_reader      infer parks every other thread of the worker (its channel reader included)
 //                     in a signal handler that never returns, then sleeps: only heartbeats can
@@ -33,6 +36,7 @@
 #include <atomic>
 #include <chrono>
 #include <optional>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string_view>
@@ -166,6 +170,7 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
  public:
   static constexpr const char* kPluginName = HOSTILE_NAME;
   static constexpr const char* kPluginVersion = "0.1.0";
+  static constexpr bool kResumesGenerations = kMode == "resume_crash";
 
   Status load_model(const pio::sdk::ModelSource&, const Json&) override {
     if (kMode == "abort_load") abort();
@@ -250,8 +255,14 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
   Result<pio::sdk::GenerateResult> generate_text(const pio::sdk::GenerateRequest& request,
                                                  pio::sdk::TokenStream& out) override {
     uint32_t emitted = 0;
-    for (char c : request.prompt) {
-      if (kMode == "crash_mid_stream" && emitted == 3) crash();
+    const auto resumed = request.resume_token_ids.value_or(std::span<const int32_t>());
+    if (kMode == "resume_crash") {
+      std::fprintf(stderr, "prompt: %.*s\n", static_cast<int>(request.prompt.size()),
+                   request.prompt.data());
+      emitted = static_cast<uint32_t>(std::min(resumed.size(), request.prompt.size()));
+    }
+    for (char c : request.prompt.substr(emitted)) {
+      if ((kMode == "crash_mid_stream" || kMode == "resume_crash") && emitted == 3) crash();
       if (kMode == "slow_drip") std::this_thread::sleep_for(std::chrono::milliseconds(300));
       const int32_t id = static_cast<unsigned char>(c);
       if (!out.emit({&id, 1}, std::string_view(&c, 1))) {

@@ -82,6 +82,13 @@ typedef enum pio_finish_reason {
   PIO_FINISH_ERROR = 4      /* reserved for the worker */
 } pio_finish_reason;
 
+/* What a plugin can do beyond the verbs of its table (pio_plugin_api.capabilities, a bit set). */
+typedef enum pio_plugin_capability {
+  /* generate_text and chat_completion continue a generation from
+   * pio_generate_request.resume_token_ids (see there). */
+  PIO_PLUGIN_CAPABILITY_RESUME = 1
+} pio_plugin_capability;
+
 typedef enum pio_log_level {
   PIO_LOG_DEBUG = 0,
   PIO_LOG_INFO = 1,
@@ -150,6 +157,15 @@ typedef struct pio_generate_request {
                                 {"messages": [...], "tools": [...], "chat_template_kwargs": {...}} */
   size_t messages_json_len;
   const pio_sampling_params* params;
+  /* Only for a plugin whose table lists PIO_PLUGIN_CAPABILITY_RESUME, and only when struct_size
+   * covers these fields; NULL otherwise. The generation's worker died after the client got these
+   * n_resume_token_ids tokens (possibly none): continue as if the plugin had just generated them
+   * itself (same prompt, sampling state advanced past them, text held back for a stop string or
+   * an unfinished character as it was then), pass on_tokens only what follows, and count them in
+   * completion_tokens. Greedy or seeded, the whole stream is then the one an uninterrupted run
+   * gives. */
+  const int32_t* resume_token_ids;
+  size_t n_resume_token_ids;
 } pio_generate_request;
 
 /* Filled by generate_text / chat_completion on success. */
@@ -273,6 +289,9 @@ typedef struct pio_plugin_api {
   pio_error* (*chat_completion)(pio_plugin* plugin, pio_call* call,
                                 const pio_generate_request* request, pio_token_callback on_tokens,
                                 void* user, pio_generate_result* result);
+
+  /* Added after the first version of ABI 1: read only when struct_size covers it. */
+  uint64_t capabilities; /* pio_plugin_capability bits */
 } pio_plugin_api;
 
 /*

@@ -3,7 +3,9 @@
 //
 // Derive from pio::sdk::ModelPlugin (or TextModelPlugin for a text model), give the class
 // `static constexpr const char* kPluginName` and `kPluginVersion` (as in plugin_manifest.json),
-// and put PIO_PLUGIN(YourClass) in exactly one .cc file. The macro emits pio_plugin_entry, the C
+// and put PIO_PLUGIN(YourClass) in exactly one .cc file. A text model that honours
+// GenerateRequest::resume_token_ids says so with `static constexpr bool kResumesGenerations =
+// true;`: a stream then survives a crash of its worker. The macro emits pio_plugin_entry, the C
 // entry point of pio/plugin.h, and wraps every verb so that no exception crosses it: an exception
 // that escapes a verb becomes PIO_ERROR_INTERNAL carrying its what().
 //
@@ -139,6 +141,11 @@ struct GenerateRequest {
   Json tools;
   Json chat_template_kwargs;
   SamplingParams params;
+  // Set (possibly empty) only for a plugin with kResumesGenerations, when the generation's
+  // worker died after the client got these tokens: continue as if this call had just generated
+  // them (sampler state and held-back text included), emit only what follows, and count them in
+  // completion_tokens (pio/plugin.h, pio_generate_request.resume_token_ids).
+  std::optional<std::span<const int32_t>> resume_token_ids;
 };
 
 enum class FinishReason : uint8_t {
@@ -237,6 +244,11 @@ const pio_plugin_api* plugin_api_for(uint32_t abi_version) noexcept {
     pio_plugin_api table = make_plugin_api(Class::kPluginName, Class::kPluginVersion,
                                            std::is_base_of_v<TextModelPlugin, Class>);
     table.create = &create_plugin_of<Class>;
+    if constexpr (requires { Class::kResumesGenerations; }) {
+      static_assert(std::is_base_of_v<TextModelPlugin, Class>,
+                    "kResumesGenerations: only a text model resumes generations");
+      if (Class::kResumesGenerations) table.capabilities |= PIO_PLUGIN_CAPABILITY_RESUME;
+    }
     return table;
   }();
   return &api;

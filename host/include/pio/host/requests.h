@@ -115,7 +115,11 @@ struct PluginStatus {
   int pid = 0;
   uint32_t restarts = 0;
   uint32_t crashes = 0;
-  std::string last_crash;  // how the last worker died, with its stderr tail
+  // How the last worker died, with its pid and stderr tail: for operators only (a shared
+  // worker's stderr may hold any tenant's data); requests are told the reason without them.
+  std::string last_crash;
+  // Generations that continued on a restarted worker after theirs died mid-request.
+  uint32_t resumed = 0;
   // Worker deaths by how they ended ("memory_limit", "seccomp_violation", "deadline", ...:
   // sandbox::exit_kind_name), counted over the plugin's life; not the stops the host asked for.
   std::map<std::string, uint32_t> exits;

@@ -74,6 +74,8 @@ inline constexpr std::string_view kCommandDetokenize = "pio.detokenize";
 
 // Features listed in Hello.capabilities.
 inline constexpr std::string_view kCapabilityText = "text";  // the plugin has the text verbs
+// The plugin continues a generation from Generate.resume_token_ids (PIO_PLUGIN_CAPABILITY_RESUME).
+inline constexpr std::string_view kCapabilityResume = "generate.resume";
 
 inline constexpr uint32_t kDefaultOutputWaitMs = 10'000;
 
