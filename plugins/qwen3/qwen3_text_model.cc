@@ -308,8 +308,9 @@ Result<std::string> Qwen3TextModel::detokenize(std::span<const int32_t> token_id
 }
 
 Result<sdk::GenerateResult> Qwen3TextModel::run(std::vector<int32_t> prompt,
-                                                const sdk::SamplingParams& params,
+                                                const sdk::GenerateRequest& generate,
                                                 sdk::TokenStream& out) {
+  const sdk::SamplingParams& params = generate.params;
   const int64_t vocab = model_->vocab_size();
   for (int32_t id : prompt) {
     if (id < 0 || id >= vocab) {
@@ -336,6 +337,9 @@ Result<sdk::GenerateResult> Qwen3TextModel::run(std::vector<int32_t> prompt,
   request.sampling = sampling_of(params);
   request.max_new_tokens = std::min<int64_t>(params.max_tokens, limit - prompt_tokens);
   request.stop_strings = params.stop;
+  if (generate.resume_token_ids.has_value()) {
+    request.resume.assign(generate.resume_token_ids->begin(), generate.resume_token_ids->end());
+  }
   if (!params.ignore_eos) {
     for (int64_t id : generation_.eos_token_ids)
       request.eos_ids.push_back(static_cast<int32_t>(id));
@@ -374,7 +378,7 @@ Result<sdk::GenerateResult> Qwen3TextModel::generate_text(const sdk::GenerateReq
   if (prompt.empty()) {
     return invalid_argument_error(fmt::format("{}: the prompt is empty", plugin_name()));
   }
-  return run(std::move(prompt), request.params, out);
+  return run(std::move(prompt), request, out);
 }
 
 Result<sdk::GenerateResult> Qwen3TextModel::chat_completion(const sdk::GenerateRequest& request,
@@ -386,7 +390,7 @@ Result<sdk::GenerateResult> Qwen3TextModel::chat_completion(const sdk::GenerateR
       render_chat(request.messages, request.tools, /*add_generation_prompt=*/true, thinking);
   if (!rendered.ok()) return rendered.status().with_context("chat_completion");
   PIO_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, tokenizer_->encode(*rendered));
-  return run(std::move(prompt), request.params, out);
+  return run(std::move(prompt), request, out);
 }
 
 }  // namespace pio::qwen3

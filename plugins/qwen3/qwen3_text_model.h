@@ -52,6 +52,9 @@ Status apply_qwen3_settings(const sdk::Json& config, Qwen3PluginSettings* settin
 
 class Qwen3TextModel : public sdk::TextModelPlugin {
  public:
+  // A stream survives its worker's crash: the generator replays the tokens already sent.
+  static constexpr bool kResumesGenerations = true;
+
   Status initialize(const sdk::Json& config) override;
   Result<bool> supports_config(const sdk::Json& config) override;
   Status update_config(const sdk::Json& config) override;
@@ -78,7 +81,7 @@ class Qwen3TextModel : public sdk::TextModelPlugin {
   Status need_model() const;
   Result<std::string> render_chat(const sdk::Json& messages, const sdk::Json& tools,
                                   bool add_generation_prompt, bool enable_thinking) const;
-  Result<sdk::GenerateResult> run(std::vector<int32_t> prompt, const sdk::SamplingParams& params,
+  Result<sdk::GenerateResult> run(std::vector<int32_t> prompt, const sdk::GenerateRequest& request,
                                   sdk::TokenStream& out);
 
   Qwen3PluginSettings settings_;

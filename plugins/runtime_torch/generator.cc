@@ -3,12 +3,28 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <span>
 
 #include "pio/runtime/incremental_detokenizer.h"
 #include "pio/runtime/stop_strings.h"
 
 namespace pio::runtime {
+
+namespace {
+
+// log softmax(logits)[id], as the sampler reports it for a token it chose.
+float log_probability(std::span<const float> logits, int32_t id) {
+  double top = -std::numeric_limits<double>::infinity();
+  for (const float l : logits) top = std::max(top, static_cast<double>(l));
+  double sum = 0.0;
+  for (const float l : logits) sum += std::exp(static_cast<double>(l) - top);
+  return static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) - top -
+                            std::log(sum));
+}
+
+}  // namespace
 
 std::string_view finish_reason_name(FinishReason reason) {
   switch (reason) {
@@ -41,6 +57,18 @@ Result<GenerationResult> Generator::generate(const GenerationRequest& request,
         prompt_tokens, max_positions));
   }
   const int64_t max_new = std::min(request.max_new_tokens, max_positions - prompt_tokens);
+  if (static_cast<int64_t>(request.resume.size()) > max_new) {
+    return invalid_argument_error(fmt::format(
+        "generate: {} tokens to resume after, more than the {} this request may generate",
+        request.resume.size(), max_new));
+  }
+  for (const int32_t id : request.resume) {
+    if (id < 0 || id >= model_.vocab_size()) {
+      return invalid_argument_error(
+          fmt::format("generate: a token to resume after, {}, is outside the vocabulary [0, {})",
+                      id, model_.vocab_size()));
+    }
+  }
   PIO_ASSIGN_OR_RETURN(KvCache cache, model_.new_cache(prompt_tokens + max_new));
 
   auto cancelled = [cancel] {
@@ -56,8 +84,16 @@ Result<GenerationResult> Generator::generate(const GenerationRequest& request,
   Sampler sampler(request.sampling);
   IncrementalDetokenizer detokenizer(tokenizer_, request.skip_special_tokens);
   StopStringScanner stops(request.stop_strings);
+  size_t replayed = 0;
   for (;;) {
-    const SampledToken token = sampler.sample(logits, request.prompt, result.ids);
+    SampledToken token = sampler.sample(logits, request.prompt, result.ids);
+    // A token of the earlier run takes the place of the one sampled here (the same one when the
+    // run is greedy or seeded); the draw above kept the sampler on the earlier run's sequence.
+    const bool replay = replayed < request.resume.size();
+    if (replay) {
+      const int32_t id = request.resume[replayed++];
+      token = SampledToken{id, log_probability(logits, id)};
+    }
     result.ids.push_back(token.id);
     result.logprobs.push_back(token.logprob);
 
@@ -88,7 +124,7 @@ Result<GenerationResult> Generator::generate(const GenerationRequest& request,
       }
     }
     result.text += streamed.text;
-    if (on_token) on_token(streamed);
+    if (on_token && !replay) on_token(streamed);
     if (done) return result;
     if (cancelled()) {
       result.finish_reason = FinishReason::kCancelled;

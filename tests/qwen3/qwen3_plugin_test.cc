@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "host_fixture.h"
@@ -276,6 +278,61 @@ TEST_F(Qwen3PluginTest, TheInstruct2507PluginHasNoThinkingSwitchInItsTemplate) {
   ASSERT_TRUE(info.ok()) << info.status().to_string();
   EXPECT_EQ(nlohmann::json::parse(info->json())["settings"]["chat_template"],
             "qwen3_instruct_2507");
+}
+
+TEST_F(Qwen3PluginTest, AStreamWhoseWorkerIsKilledContinuesWithExactlyItsUncrashedText) {
+  start();
+  ASSERT_FALSE(HasFailure());
+  const GenerateOptions cases[] = {
+      {.max_tokens = 24, .temperature = 0.0f},
+      {.max_tokens = 24, .temperature = 0.8f, .top_k = 40, .top_p = 0.9f, .seed = 7},
+  };
+  const char* prompt = "你好, the sandbox keeps the plugin";
+  uint32_t kills = 0;
+  for (GenerateOptions options : cases) {
+    // A restart loads libtorch and the checkpoint again: seconds on a loaded machine.
+    options.deadline = std::chrono::seconds(120);
+    auto uncrashed = host_->generate(kPlugin, prompt, options);
+    ASSERT_TRUE(uncrashed.ok()) << uncrashed.status().to_string();
+    ASSERT_GE(uncrashed->token_ids.size(), 4u);
+    // Early (after the first token) and half-way.
+    for (size_t kill_after : {size_t{1}, uncrashed->token_ids.size() / 2}) {
+      SCOPED_TRACE("seed " + std::to_string(options.seed.value_or(0)) + ", killed after " +
+                   std::to_string(kill_after) + " chunks");
+      int pid = 0;
+      for (int i = 0; i < 1000 && pid == 0; ++i) {
+        auto status = host_->plugin_status(kPlugin);
+        if (status.ok() && status->state == PluginState::kReady) pid = status->pid;
+        if (pid == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      ASSERT_GT(pid, 0);
+      std::string streamed;
+      std::vector<int32_t> ids;
+      auto r = host_->generate_stream(kPlugin, prompt, options, [&](const TokenChunk& c) {
+        streamed += c.text;
+        ids.insert(ids.end(), c.token_ids.begin(), c.token_ids.end());
+        if (ids.size() == kill_after) ::kill(pid, SIGKILL);
+        return true;
+      });
+      ++kills;
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      EXPECT_EQ(ids, uncrashed->token_ids);
+      EXPECT_EQ(streamed, uncrashed->text);
+      EXPECT_EQ(r->text, uncrashed->text);
+      EXPECT_EQ(r->finish_reason, uncrashed->finish_reason);
+      EXPECT_EQ(r->completion_tokens, uncrashed->completion_tokens);
+      EXPECT_EQ(r->prompt_tokens, uncrashed->prompt_tokens);
+      // The next stream starts once the Host has seen this kill.
+      for (int i = 0; i < 1000 && host_->plugin_status(kPlugin)->crashes < kills; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+  }
+  auto status = host_->plugin_status(kPlugin);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->crashes, kills);
+  // A stream the worker had already finished when the kill came needs no resume; the others did.
+  EXPECT_GE(status->resumed, 1u);
 }
 
 TEST_F(Qwen3PluginTest, AGenerationIsCancellableMidStreamAndTheWorkerServesOn) {

@@ -10,6 +10,10 @@
 // - An eos token is part of the result's ids but adds no text; the token that completes a stop
 //   string is part of the ids too, while the text ends before the stop string.
 // - Not thread-safe, like the model it drives: one generate() at a time per model.
+// - A resumed request (GenerationRequest::resume) replays its earlier tokens one decode step at a
+//   time, the way they were first produced, rather than in one prefill: a prefill's logits may
+//   differ in the last bits, which can flip a greedy choice, and the sampler must draw once per
+//   replayed token to stay on the seeded sequence.
 
 #include <atomic>
 #include <cstdint>
@@ -32,6 +36,10 @@ struct GenerationRequest {
   std::vector<int32_t> eos_ids;
   std::vector<std::string> stop_strings;
   bool skip_special_tokens = true;  // in the text (the ids keep them)
+  // Tokens an earlier run of this request already generated and streamed (it died): they are
+  // replayed, not streamed again, and the run continues after them as the earlier one would have.
+  // They count in the result's ids and towards max_new_tokens.
+  std::vector<int32_t> resume;
 };
 
 enum class FinishReason { kEos, kStopString, kMaxTokens, kCancelled };
