@@ -23,6 +23,7 @@
 #include "fmt/format.h"
 #include "internal/output_lease.h"
 #include "internal/plugin_supervisor.h"
+#include "internal/worker_text.h"
 #include "pio/ipc/envelope.h"
 #include "pio/ipc/spin_wait.h"
 #include "pio/plugin_sdk/path_guard.h"
@@ -32,6 +33,7 @@ namespace pio {
 
 using host::internal::PluginSupervisor;
 using host::internal::Submission;
+using host::internal::worker_text;
 using host::internal::WorkerIncarnation;
 
 namespace {
@@ -100,7 +102,7 @@ host::FinishReason from_wire(wire::FinishReason reason) {
 Status error_from(const ipc::InboundMessage& message, std::string_view plugin) {
   const auto* error = message.envelope().message_as_Error();
   return Status(ipc::from_wire(error->code()),
-                fmt::format("plugin \"{}\": {}", plugin, error->message() ? error->message()->str() : ""));
+                fmt::format("plugin \"{}\": {}", plugin, worker_text(error->message())));
 }
 
 }  // namespace
@@ -495,8 +497,7 @@ Result<host::InferOutputs> Host::execute_plugin(std::string_view name, host::Inf
               if (auto s = weak.lock()) s->release_outputs(gen, v);
             });
       }
-      done(host::InferOutputs(std::move(views), result->json() ? result->json()->str() : std::string(),
-                              std::move(lease)));
+      done(host::InferOutputs(std::move(views), worker_text(result->json()), std::move(lease)));
       return true;
     };
     submission.on_fail = [done](const Status& status) { done(status); };
@@ -559,7 +560,10 @@ void Host::Impl::submit_generate(std::string_view name, std::string prompt, std:
     const auto* chunk = message.envelope().message_as_TokenChunk();
     host::TokenChunk piece;
     if (chunk->token_ids()) piece.token_ids.assign(chunk->token_ids()->begin(), chunk->token_ids()->end());
-    if (chunk->text()) piece.text = chunk->text()->str();
+    // The worker promises whole characters (plugin.h); a plugin that cuts one anyway gets U+FFFD
+    // in its text rather than its worker killed: the stream goes on, and what reaches the caller
+    // (an SSE chunk, a JSON body) is valid UTF-8 whatever the plugin did.
+    piece.text = worker_text(chunk->text());
     if (result->text.size() + piece.text.size() > kMaxGeneratedBytes ||
         result->token_ids.size() + piece.token_ids.size() > kMaxGeneratedBytes / 4) {
       return resource_exhausted_error(fmt::format("plugin \"{}\": the generation passed {} MiB; stopped",

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "fmt/format.h"
+#include "internal/worker_text.h"
 #include "pio/ipc/envelope.h"
 #include "pio/ipc/socket_packet.h"
 #include "pio/plugin_sdk/worker_protocol.h"
@@ -20,6 +21,11 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxQueued = 4096;
+
+// How often messages waiting for a full lane are offered to it again. The worker does not tell
+// the host when it has read; a lane is full only under a burst or a stalled worker, so a short
+// timer, armed only then, costs nothing the rest of the time.
+constexpr auto kFlushInterval = std::chrono::milliseconds(1);
 
 uint32_t to_deadline_ms(milliseconds d) {
   return static_cast<uint32_t>(std::clamp<int64_t>(d.count(), 0, UINT32_MAX));
@@ -45,7 +51,8 @@ PluginSupervisor::PluginSupervisor(boost::asio::io_context& io, sandbox::WorkerL
       start_timer_(io),
       backoff_timer_(io),
       heartbeat_timer_(io),
-      stop_timer_(io) {}
+      stop_timer_(io),
+      flush_timer_(io) {}
 
 PluginSupervisor::~PluginSupervisor() {
   if (current_ && current_->reader) current_->reader->stop();
@@ -185,12 +192,64 @@ Status PluginSupervisor::send(flatbuffers::FlatBufferBuilder& fbb) {
   if (!current_ || !current_->channel || current_->channel->broken()) {
     return unavailable_error(fmt::format("{}: no worker to send to", who()));
   }
-  Status s = current_->channel->send(ipc::builder_bytes(fbb), {}, ipc::deadline_after(kSendTimeout));
-  if (!s.ok()) {
-    kill_worker(fmt::format("could not send to it: {}", s.to_string()));
-    return unavailable_error(fmt::format("{}: the worker did not take the request ({})", who(), s.message()));
+  WorkerIncarnation& w = *current_;
+  const std::span<const uint8_t> bytes = ipc::builder_bytes(fbb);
+  if (w.unsent.empty()) {
+    // A deadline already passed: the channel takes the message if its lane has room now, and
+    // answers deadline_exceeded, having sent nothing, if not.
+    Status s = w.channel->send(bytes, {}, Clock::now());
+    if (s.ok()) return ok_status();
+    if (s.code() != ErrorCode::kDeadlineExceeded) {
+      kill_worker(fmt::format("could not send to it: {}", s.to_string()));
+      return unavailable_error(
+          fmt::format("{}: the worker did not take the request ({})", who(), s.message()));
+    }
+    w.unsent_progress = Clock::now();
+    schedule_flush();
   }
+  // Behind others that wait: sent after them, in order.
+  if (w.unsent.size() >= kMaxUnsent || w.unsent_bytes + bytes.size() > kMaxUnsentBytes) {
+    return resource_exhausted_error(fmt::format(
+        "{}: the worker is not keeping up ({} messages, {} KiB wait for its lane); retry later",
+        who(), w.unsent.size(), w.unsent_bytes >> 10));
+  }
+  w.unsent.emplace_back(bytes.begin(), bytes.end());
+  w.unsent_bytes += bytes.size();
   return ok_status();
+}
+
+void PluginSupervisor::flush_unsent() {
+  if (!current_ || !current_->channel) return;
+  WorkerIncarnation& w = *current_;
+  while (!w.unsent.empty()) {
+    Status s = w.channel->send(w.unsent.front(), {}, Clock::now());
+    if (s.code() == ErrorCode::kDeadlineExceeded) break;  // still full
+    if (!s.ok()) {
+      w.unsent.clear();
+      w.unsent_bytes = 0;
+      return kill_worker(fmt::format("could not send to it: {}", s.to_string()));
+    }
+    w.unsent_bytes -= w.unsent.front().size();
+    w.unsent.pop_front();
+    w.unsent_progress = Clock::now();
+  }
+  if (w.unsent.empty()) return;
+  if (Clock::now() - w.unsent_progress >= kSendTimeout) {
+    return kill_worker(
+        fmt::format("its message lane took none of the {} messages waiting for it in {} ms "
+                    "(it stopped reading)",
+                    w.unsent.size(), kSendTimeout.count()));
+  }
+  schedule_flush();
+}
+
+void PluginSupervisor::schedule_flush() {
+  flush_timer_.expires_after(kFlushInterval);
+  flush_timer_.async_wait(
+      [self = weak_from_this(), gen = current_->generation](const boost::system::error_code& ec) {
+        auto s = self.lock();
+        if (!ec && s && s->current_ && s->current_->generation == gen) s->flush_unsent();
+      });
 }
 
 void PluginSupervisor::on_message(ipc::InboundMessage& message) {
@@ -200,16 +259,20 @@ void PluginSupervisor::on_message(ipc::InboundMessage& message) {
   if (!w.hello_seen) {
     if (type == wire::Message::Hello) {
       const auto* hello = message.envelope().message_as_Hello();
-      const std::string name = hello->plugin_name() ? hello->plugin_name()->str() : "";
+      const std::string name = worker_text(hello->plugin_name());
       if (name != manifest_.name) {
-        return kill_worker(fmt::format("its Hello names plugin \"{}\", the manifest \"{}\"", name, manifest_.name));
+        // Shown cut: the name is the worker's, and may be as long as a packet.
+        constexpr size_t kShown = 64;
+        return kill_worker(fmt::format("its Hello names plugin \"{}\"{}, the manifest \"{}\"",
+                                       ipc::to_valid_utf8(std::string_view(name).substr(0, kShown)),
+                                       name.size() > kShown ? "..." : "", manifest_.name));
       }
       w.hello_seen = true;
       return begin_initialize();
     }
     if (type == wire::Message::Error) {
       const auto* error = message.envelope().message_as_Error();
-      w.kill_reason = fmt::format("start-up failed: {}", error->message() ? error->message()->str() : "");
+      w.kill_reason = fmt::format("start-up failed: {}", worker_text(error->message()));
       return;  // it exits next; on_worker_exit reports the reason
     }
     return kill_worker(fmt::format("protocol violation: {} before Hello", ipc::message_type_name(type)));
@@ -236,7 +299,7 @@ void PluginSupervisor::on_message(ipc::InboundMessage& message) {
       const auto* error = message.envelope().message_as_Error();
       const Status status(ipc::from_wire(error->code()),
                           fmt::format("{}: {} failed: {}", who(), loading_model_ ? "load_model" : "initialize",
-                                      error->message() ? error->message()->str() : ""));
+                                      worker_text(error->message())));
       init_id_ = 0;
       if (on_ready_) {
         auto cb = std::move(on_ready_);

@@ -11,7 +11,8 @@
 //   crashed -> quarantined (max_crashes in window)
 //
 // The one thing a caller gets wrong: everything here runs on the Host's loop thread, callbacks
-// included; nothing in it may block for long (a send waits at most kSendTimeout).
+// included; nothing in it may block (one worker's stall would stall every plugin). A send never
+// waits: what the worker's lane cannot take now waits on the host side (see send()).
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -53,6 +54,11 @@ struct WorkerIncarnation {
   std::string kill_reason;  // why the host killed it, when it did
   Status spawn_error;       // why it never started (no process then)
   std::chrono::steady_clock::time_point spawned_at;
+  // Messages its full lane could not take yet, oldest first (PluginSupervisor::send), and since
+  // when the lane last took one while some waited.
+  std::deque<std::vector<uint8_t>> unsent;
+  size_t unsent_bytes = 0;
+  std::chrono::steady_clock::time_point unsent_progress;
 };
 
 // A request as the supervisor sees it: how to build it, how to take its answers, how to fail it.
@@ -78,7 +84,13 @@ struct Submission {
 
 class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
  public:
+  // A worker whose lane takes none of the messages waiting for it for this long has stopped
+  // reading and is killed (its requests end as worker_crashed).
   static constexpr std::chrono::milliseconds kSendTimeout{500};
+  // Most messages (and bytes) waiting on the host side for one worker's lane; past either a new
+  // request fails at once with resource_exhausted.
+  static constexpr size_t kMaxUnsent = 4096;
+  static constexpr size_t kMaxUnsentBytes = 64u << 20;
   // After a request's deadline the worker gets this long to end it before it is killed.
   static constexpr std::chrono::milliseconds kCancelGrace{500};
   // A request in flight when this many workers died ends with the crash: it is probably the cause.
@@ -149,7 +161,14 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
   void finish_request(uint64_t id);
   void on_deadline(uint64_t id);
   void kill_worker(std::string reason);
+  // Hands the message to the worker's lane, or when the lane is full keeps it (in order) for
+  // flush_unsent(); never blocks. unavailable when there is no worker or the channel failed (the
+  // worker is then killed); resource_exhausted when too much already waits.
   Status send(flatbuffers::FlatBufferBuilder& fbb);
+  // Moves waiting messages into the lane as it drains (every kFlushInterval while any wait);
+  // kills the worker once the lane has taken nothing for kSendTimeout.
+  void flush_unsent();
+  void schedule_flush();
   void fail_all(const Status& status);
   void schedule_heartbeat();
   void after_drained();
@@ -190,6 +209,7 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
   boost::asio::steady_timer backoff_timer_;
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer stop_timer_;
+  boost::asio::steady_timer flush_timer_;
   uint64_t heartbeat_sequence_ = 0;
   uint64_t heartbeat_answered_ = 0;
 };

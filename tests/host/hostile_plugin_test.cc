@@ -6,9 +6,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
+
+#include "fmt/format.h"
+#include "pio/ipc/arena_layout.h"
 
 #include "host_fixture.h"
 
@@ -17,6 +23,18 @@ namespace {
 
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+// True when a strict JSON dump (the kind that aborted `pio serve`) accepts `text`: an independent
+// check that it is valid UTF-8.
+bool strict_json_accepts(const std::string& text) {
+  try {
+    (void)nlohmann::json(text).dump();
+    return true;
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+}
 
 class HostilePluginTest : public testing::HostFixture {
  protected:
@@ -217,6 +235,127 @@ TEST_F(HostilePluginTest, AWorkerThatStopsListeningIsKilledForMissedHeartbeats) 
   // Only the heartbeats can end this request before its 30 s deadline.
   expect_crash(infer().status(), "heartbeats in a row went unanswered");
   expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, ACrashReportQuotingStderrThatIsNotUtf8IsValidUtf8) {
+  start("invalid_utf8");
+  ASSERT_FALSE(HasFailure());
+  const Status crashed = infer().status();
+  expect_crash(crashed, "signal 11 (SEGV)");
+  EXPECT_TRUE(strict_json_accepts(crashed.message())) << crashed.message();
+  wait_until_restarted(1);
+  auto status = host_->plugin_status(name_);
+  ASSERT_TRUE(status.ok());
+  // The stderr lines are quoted (with U+FFFD for what was not UTF-8), and the whole report
+  // serialises.
+  EXPECT_THAT(status->last_crash, HasSubstr("hostile stderr: \xEF\xBF\xBD"));
+  EXPECT_TRUE(strict_json_accepts(status->last_crash)) << status->last_crash;
+  for (const PluginStatus& s : host_->list_plugins()) {
+    EXPECT_TRUE(strict_json_accepts(s.last_crash)) << s.last_crash;
+  }
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, TokenTextThatIsNotUtf8ReachesTheCallerAsValidUtf8) {
+  start("invalid_utf8");
+  ASSERT_FALSE(HasFailure());
+  std::vector<std::string> chunks;
+  auto text = host_->generate_stream(name_, "x", {.max_tokens = 4}, [&](const TokenChunk& c) {
+    chunks.push_back(c.text);
+    return true;
+  });
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  EXPECT_THAT(text->text, HasSubstr(" bad \xEF\xBF\xBD"));
+  EXPECT_TRUE(strict_json_accepts(text->text)) << text->text;
+  ASSERT_FALSE(chunks.empty());
+  for (const auto& c : chunks) EXPECT_TRUE(strict_json_accepts(c)) << c;
+}
+
+TEST_F(HostilePluginTest, AnErrorMessageThatIsNotUtf8ReachesTheCallerAsValidUtf8) {
+  start("invalid_utf8_error");
+  ASSERT_FALSE(HasFailure());
+  auto text = host_->generate(name_, "x", {.max_tokens = 4});
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(text.status().code(), ErrorCode::kInvalidArgument) << text.status().to_string();
+  EXPECT_THAT(text.status().message(), HasSubstr("hostile error: \xEF\xBF\xBD"));
+  EXPECT_TRUE(strict_json_accepts(text.status().message())) << text.status().message();
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, AHelloNameThatIsNotUtf8FailsTheActivationWithAValidUtf8Message) {
+  start("invalid_utf8_hello", "{}", /*activate=*/false);
+  ASSERT_FALSE(HasFailure());
+  Status s = host_->activate_plugin(name_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("its Hello names plugin"));
+  EXPECT_TRUE(strict_json_accepts(s.message())) << s.message();
+  expect_echo_answers();
+}
+
+TEST_F(HostilePluginTest, AWorkerSendingDescriptorsWithoutMarkersCannotPinHostDescriptors) {
+  start("fd_flood", R"({"request_deadline_ms": 5000})");
+  ASSERT_FALSE(HasFailure());
+  const size_t before = testing::count_open_fds();
+  // The worker sends 64 packets of 8 descriptors each; sample the host's open descriptors while
+  // it does, until the request ends.
+  auto request = std::async(std::launch::async, [&] { return infer().status(); });
+  size_t peak = before;
+  while (request.wait_for(2ms) != std::future_status::ready)
+    peak = std::max(peak, testing::count_open_fds());
+  expect_crash(request.get(), "descriptors sent ahead of their lane markers");
+  RecordProperty("host_fds_before", static_cast<int>(before));
+  RecordProperty("host_fds_peak", static_cast<int>(peak));
+  // Bounded: the held descriptors (at most 16), the packet being refused (8) and a restarted
+  // worker's few, far below the 512 the worker sent.
+  EXPECT_LT(peak, before + 64);
+  expect_echo_answers();
+}
+
+// A worker whose channel reader is parked stops reading its lane; requests for it pile up there.
+// Sending to it must never hold up the Host's loop, which serves every other plugin: echo requests
+// beside it stay as quick as without it, never delayed by a wait for the stalled lane
+// (PluginSupervisor::kSendTimeout, 500 ms, before the fix).
+TEST_F(HostilePluginTest, AWorkerThatStopsReadingItsLaneDoesNotStallOtherPlugins) {
+  start("stall_reader", R"({"request_deadline_ms": 30000, "heartbeat_interval_ms": 0})");
+  ASSERT_FALSE(HasFailure());
+  // The slowest echo request in a series run for `how_long`.
+  auto slowest_echo = [&](std::chrono::milliseconds how_long) {
+    std::chrono::steady_clock::duration slowest{};
+    const auto until = std::chrono::steady_clock::now() + how_long;
+    while (std::chrono::steady_clock::now() < until) {
+      const auto t0 = std::chrono::steady_clock::now();
+      expect_echo_answers();
+      slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+    }
+    return std::chrono::duration_cast<std::chrono::milliseconds>(slowest);
+  };
+  // More requests than the lane has slots.
+  const uint32_t flood = ipc::ArenaConfig{}.lane_slots + 16;
+  // Up to three attempts, so that one hiccup of a loaded machine cannot fail it; a loop that
+  // waits for the stalled lane is slow in every attempt.
+  std::string attempts;
+  for (uint32_t attempt = 1; attempt <= 3; ++attempt) {
+    if (attempt > 1) wait_until_restarted(attempt - 1);
+    ASSERT_FALSE(HasFailure());
+    const auto baseline = slowest_echo(300ms);
+    std::vector<std::thread> requests;
+    requests.emplace_back([&] { (void)infer(); });  // parks the worker's reader
+    std::this_thread::sleep_for(300ms);
+    for (uint32_t i = 0; i < flood; ++i) {
+      requests.emplace_back([&] { (void)host_->generate(name_, "x", {.max_tokens = 1}); });
+    }
+    const auto stalled = slowest_echo(1500ms);
+    for (auto& t : requests) t.join();
+    attempts += fmt::format(" [baseline {} ms, beside the stalled worker {} ms]", baseline.count(),
+                            stalled.count());
+    if (stalled < std::max<std::chrono::milliseconds>(250ms, 2 * baseline)) {
+      RecordProperty("attempts", attempts);
+      // The stalled worker is still found out and replaced.
+      wait_until_restarted(attempt);
+      return;
+    }
+  }
+  ADD_FAILURE() << "echo was held up beside the stalled worker in every attempt:" << attempts;
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 //   static_escape     a static constructor tries socket(AF_INET), socket(AF_UNIX) and fork();
 //                     get_model_info reports what the kernel answered
 //   spin_infer        infer loops forever, ignoring cancellation
-//   memory_bomb       infer touches memory until something stops it
+//   memory_bomb       infer and generate_text touch memory until something stops it
 //   fork_bomb         infer forks until fork fails, then aborts
 //   garbage_packets   infer writes raw garbage packets onto the control socket
 //   bad_descriptor    infer forges Results whose output descriptor points outside the ring
@@ -23,6 +23,12 @@
 //   stall_reader      infer parks every other thread of the worker (its channel reader included)
 //                     in a signal handler that never returns, then sleeps: only heartbeats can
 //                     tell that the worker stopped listening
+//   invalid_utf8      tokens carry bytes that are not UTF-8; infer writes such bytes to stderr,
+//                     then dereferences a null pointer (its crash report holds them)
+//   underreport_usage generate_text streams every token but reports 1 completion token
+//   invalid_utf8_hello its plugin name (so its Hello) ends in bytes that are not UTF-8
+//   invalid_utf8_error generate_text fails with an error message that is not UTF-8
+//   fd_flood          infer sends packets full of descriptors and never the lane markers for them
 
 #include <errno.h>
 #include <signal.h>
@@ -39,6 +45,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -166,9 +173,53 @@ void stall_other_threads() {
   }
 }
 
+// invalid_utf8: bytes >= 0x80 that are no UTF-8 (a lone continuation byte, a cut sequence, 0xff).
+constexpr std::string_view kNotUtf8 = "\xff\xfe bad \xc3\x28 cut \xe2\x82 lone \x80";
+
+void write_invalid_utf8_then_crash() {
+  const std::string line = "hostile stderr: " + std::string(kNotUtf8) + "\n";
+  for (int i = 0; i < 3; ++i) ::write(STDERR_FILENO, line.data(), line.size());
+  crash();
+}
+
+// fd_flood: as many packets as the host's lane has slots, each with the most descriptors a packet
+// may carry (its own stderr, 8 times), none announced in the lane.
+void flood_descriptors() {
+  const char bytes[] = "descriptors without a marker";
+  int fds[8];
+  std::fill(std::begin(fds), std::end(fds), STDERR_FILENO);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))];
+  for (int i = 0; i < 64; ++i) {
+    iovec iov{const_cast<char*>(bytes), sizeof(bytes)};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(fds));
+    std::memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    if (::sendmsg(kControlFd, &msg, MSG_DONTWAIT) < 0) break;
+  }
+}
+
+// memory_bomb: allocates and touches 8 MiB blocks until the memory limit stops the worker.
+[[noreturn]] void touch_memory_until_stopped() {
+  std::vector<char*> blocks;
+  for (;;) {
+    char* block = static_cast<char*>(malloc(8u << 20));
+    if (block == nullptr) abort();
+    std::memset(block, 0x5a, 8u << 20);
+    blocks.push_back(block);
+  }
+}
+
 class HostilePlugin final : public pio::sdk::TextModelPlugin {
  public:
-  static constexpr const char* kPluginName = HOSTILE_NAME;
+  static constexpr const char* kPluginName =
+      kMode == "invalid_utf8_hello" ? HOSTILE_NAME "\xff\xfe" : HOSTILE_NAME;
   static constexpr const char* kPluginVersion = "0.1.0";
   static constexpr bool kResumesGenerations = kMode == "resume_crash";
 
@@ -179,20 +230,13 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
 
   Status infer(std::span<const pio::sdk::TensorView> inputs, pio::sdk::CallContext& call) override {
     if (kMode == "segv_infer") crash();
+    if (kMode == "invalid_utf8") write_invalid_utf8_then_crash();
     if (kMode == "exit_in_request") exit(0);
     if (kMode == "spin_infer") {
       static std::atomic<uint64_t> spins{0};
       for (;;) spins.fetch_add(1, std::memory_order_relaxed);
     }
-    if (kMode == "memory_bomb") {
-      std::vector<char*> blocks;
-      for (;;) {
-        char* block = static_cast<char*>(malloc(8u << 20));
-        if (block == nullptr) abort();
-        std::memset(block, 0x5a, 8u << 20);
-        blocks.push_back(block);
-      }
-    }
+    if (kMode == "memory_bomb") touch_memory_until_stopped();
     if (kMode == "fork_bomb") {
       for (;;) {
         const pid_t child = ::fork();
@@ -207,6 +251,10 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
       ::send(kControlFd, big.data(), big.size(), MSG_DONTWAIT);
       const char garbage[] = "this is not a flatbuffer";
       for (int i = 0; i < 256; ++i) ::send(kControlFd, garbage, sizeof(garbage), MSG_DONTWAIT);
+      std::this_thread::sleep_for(std::chrono::seconds(30));
+    }
+    if (kMode == "fd_flood") {
+      flood_descriptors();
       std::this_thread::sleep_for(std::chrono::seconds(30));
     }
     if (kMode == "stall_reader") {
@@ -255,6 +303,17 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
   Result<pio::sdk::GenerateResult> generate_text(const pio::sdk::GenerateRequest& request,
                                                  pio::sdk::TokenStream& out) override {
     uint32_t emitted = 0;
+    if (kMode == "invalid_utf8_error") {
+      return pio::invalid_argument_error("hostile error: " + std::string(kNotUtf8));
+    }
+    if (kMode == "invalid_utf8") {
+      const int32_t id = 0xff;
+      if (!out.emit({&id, 1}, kNotUtf8)) {
+        return pio::sdk::GenerateResult{pio::sdk::FinishReason::kCancelled, 0, 0};
+      }
+      return pio::sdk::GenerateResult{pio::sdk::FinishReason::kStop, 0, 1};
+    }
+    if (kMode == "memory_bomb") touch_memory_until_stopped();
     const auto resumed = request.resume_token_ids.value_or(std::span<const int32_t>());
     if (kMode == "resume_crash") {
       std::fprintf(stderr, "prompt: %.*s\n", static_cast<int>(request.prompt.size()),
@@ -270,6 +329,8 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
       }
       ++emitted;
     }
+    // 1, not 0: the worker runtime replaces a count of 0 with its own.
+    if (kMode == "underreport_usage") return pio::sdk::GenerateResult{pio::sdk::FinishReason::kStop, 0, 1};
     return pio::sdk::GenerateResult{pio::sdk::FinishReason::kStop, 0, emitted};
   }
 
