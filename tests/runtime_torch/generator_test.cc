@@ -126,6 +126,46 @@ TEST_F(GeneratorTest, StopsAtAStopStringAndCutsTheTextBeforeIt) {
   EXPECT_EQ(testing::tiny_tokenizer().decode(without_last, true).find(stop), std::string::npos);
 }
 
+TEST_F(GeneratorTest, AResumedRunStreamsExactlyWhatTheUninterruptedRunStreamedAfterItsTokens) {
+  GenerationRequest greedy = sampled(40);
+  greedy.sampling.temperature = 0.0;
+  GenerationRequest with_stop = sampled(60);
+  {
+    const GenerationResult free_run = generate(with_stop);
+    ASSERT_GE(free_run.text.size(), 12u) << free_run.text;
+    with_stop.stop_strings = {free_run.text.substr(free_run.text.size() / 2, 3)};
+  }
+  for (const GenerationRequest& request : {greedy, sampled(40), with_stop}) {
+    std::vector<StreamedToken> whole;
+    const GenerationResult uninterrupted =
+        generate(request, [&](const StreamedToken& t) { whole.push_back(t); });
+    const size_t n = uninterrupted.ids.size();
+    ASSERT_GE(n, 4u);
+    for (size_t k : {size_t{0}, size_t{1}, n / 3, n / 2, n - 1, n}) {
+      SCOPED_TRACE("resumed after " + std::to_string(k) + " of " + std::to_string(n));
+      GenerationRequest resumed = request;
+      resumed.resume.assign(uninterrupted.ids.begin(), uninterrupted.ids.begin() + k);
+      std::vector<StreamedToken> rest;
+      const GenerationResult r =
+          generate(resumed, [&](const StreamedToken& t) { rest.push_back(t); });
+      ASSERT_EQ(rest.size(), n - k);
+      std::string expected_text, rest_text;
+      for (size_t i = k; i < n; ++i) {
+        EXPECT_EQ(rest[i - k].id, whole[i].id);
+        expected_text += whole[i].text;
+        rest_text += rest[i - k].text;
+      }
+      // Text held back at the resume point (a partial character, a possible stop string) comes
+      // out after it exactly as it did in the uninterrupted run.
+      EXPECT_EQ(rest_text, expected_text);
+      EXPECT_EQ(r.ids, uninterrupted.ids);
+      EXPECT_EQ(r.text, uninterrupted.text);
+      EXPECT_EQ(r.finish_reason, uninterrupted.finish_reason);
+      EXPECT_EQ(r.stop_string, uninterrupted.stop_string);
+    }
+  }
+}
+
 TEST_F(GeneratorTest, ACancelFlagStopsGenerationMidStream) {
   std::atomic<bool> cancel{false};
   int tokens = 0;
