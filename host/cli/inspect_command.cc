@@ -24,6 +24,7 @@
 #include "pio/host/plugin_registry.h"
 #include "pio/host/sha256.h"
 #include "pio/sandbox/policy.h"
+#include "terminal_text.h"
 
 namespace pio::cli {
 
@@ -196,8 +197,9 @@ Status run_inspect(const InspectCommand& c) {
     return ok_status();
   }
 
+  // Values include the plugin's own words (its manifest, its model info from the worker).
   auto row = [](std::string_view key, const std::string& value) {
-    fmt::print("{:<18} {}\n", key, value);
+    fmt::print("{:<18} {}\n", key, terminal_text(value));
   };
   auto yes = [](bool b) { return std::string(b ? "yes" : "no"); };
   row("name", m.name);

@@ -11,6 +11,7 @@
 #include "command.h"
 #include "fmt/format.h"
 #include "pio/host/plugin_registry.h"
+#include "terminal_text.h"
 
 namespace pio::cli {
 
@@ -33,11 +34,13 @@ Status run_list(const HostOptions& options) {
   }
   fmt::print("{:<{}}  {:<{}}  {:<{}}  {}\n", "NAME", name_width, "VERSION", version_width, "FAMILY",
              family_width, "DESCRIPTION");
+  // The manifests are the plugin authors' words: printed without terminal controls.
   for (const auto& m : manifests) {
-    fmt::print("{:<{}}  {:<{}}  {:<{}}  {}\n", m.name, name_width, m.version, version_width,
-               m.model_family, family_width, m.description);
+    fmt::print("{:<{}}  {:<{}}  {:<{}}  {}\n", m.name, name_width, terminal_text(m.version),
+               version_width, terminal_text(m.model_family), family_width,
+               terminal_text(m.description));
   }
-  for (const auto& s : skipped) fmt::print("skipped: {}\n", s.message());
+  for (const auto& s : skipped) fmt::print("skipped: {}\n", terminal_text(s.message()));
   std::fflush(stdout);
   return ok_status();
 }

@@ -21,6 +21,7 @@
 
 #include "command.h"
 #include "interrupt.h"
+#include "terminal_text.h"
 
 namespace {
 
@@ -65,8 +66,9 @@ int run(int argc, char** argv) {
     if (!command.app->parsed()) continue;
     const pio::Status status = command.run();
     if (!status.ok()) {
+      // A failure can quote the worker (its error message, its last stderr lines).
       std::fprintf(stderr, "pio %s: %s\n", command.app->get_name().c_str(),
-                   status.to_string().c_str());
+                   pio::cli::terminal_text(status.to_string()).c_str());
     }
     return pio::cli::exit_code_for(status);
   }

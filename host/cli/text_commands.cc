@@ -14,6 +14,7 @@
 #include "command.h"
 #include "interrupt.h"
 #include "json_output.h"
+#include "terminal_text.h"
 
 namespace pio::cli {
 
@@ -65,12 +66,14 @@ void add_sampling_options(CLI::App* app, SamplingOptions* o) {
       ->group("Sampling");
 }
 
-// Writes each chunk as it comes (unless `quiet`), and cancels the generation after Ctrl-C. Runs on
-// the Host's loop thread (requests.h): no Host calls here.
+// Writes each chunk as it comes (unless `quiet`), without terminal controls (the plugin's text),
+// and cancels the generation after Ctrl-C. Runs on the Host's loop thread (requests.h): no Host
+// calls here.
 host::TokenCallback stream_chunks(bool quiet) {
   return [quiet](const host::TokenChunk& chunk) {
     if (!quiet) {
-      std::fwrite(chunk.text.data(), 1, chunk.text.size(), stdout);
+      const std::string shown = terminal_text(chunk.text);
+      std::fwrite(shown.data(), 1, shown.size(), stdout);
       std::fflush(stdout);
     }
     return !interrupt::cancelled();

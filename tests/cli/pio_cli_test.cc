@@ -48,6 +48,17 @@ TEST_F(PioCli, GenerateStreamsTheEchoedPromptThenANewline) {
   EXPECT_THAT(run.err, HasSubstr("ready in"));
 }
 
+TEST_F(PioCli, GenerateStripsTerminalEscapesFromTheStreamedText) {
+  // Echo streams the prompt back: ESC (a CSI clearing the screen, an OSC retitling the window),
+  // BEL, a carriage return and the C1 control CSI (U+009B) would reach the terminal as they are.
+  auto args = with(echo_args(), {"generate"});
+  args.push_back(std::string("\x1b[2Jclear \x1b]0;title\x07 back\r \xc2\x9b") +
+                 "31m c1, tab\tand caf\xc3\xa9");
+  PioRun run = pio(args);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "[2Jclear ]0;title back 31m c1, tab\tand caf\xc3\xa9\n");
+}
+
 TEST_F(PioCli, GenerateJsonPrintsOneLineWithTextIdsAndCounts) {
   auto args = with(echo_args(), {"generate", "--json", "--max-tokens", "2"});
   args.push_back("abc");
