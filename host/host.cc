@@ -521,9 +521,9 @@ void Host::Impl::submit_generate(std::string_view name, std::string prompt, std:
   auto resuming = std::make_shared<bool>(false);
   const auto started = std::chrono::steady_clock::now();
   submission.build = [prompt = std::move(prompt), messages_json = std::move(messages_json), options,
-                      stream = static_cast<bool>(on_chunk), result, resuming,
-                      started](uint64_t rid, WorkerIncarnation&, flatbuffers::FlatBufferBuilder& fbb,
-                               std::vector<ipc::RingSlot>&) -> Status {
+                      stream = static_cast<bool>(on_chunk), result, resuming, started](
+                         uint64_t rid, WorkerIncarnation&, flatbuffers::FlatBufferBuilder& fbb,
+                         std::vector<ipc::RingSlot>&) -> Status {
     std::vector<flatbuffers::Offset<flatbuffers::String>> stop;
     for (const auto& s : options.stop) stop.push_back(fbb.CreateString(s));
     auto params = wire::CreateSamplingParamsDirect(
@@ -540,8 +540,8 @@ void Host::Impl::submit_generate(std::string_view name, std::string prompt, std:
     ipc::finish_envelope(
         fbb, rid, wire::Message::Generate,
         wire::CreateGenerateDirect(fbb, messages_json.empty() ? prompt.c_str() : nullptr, nullptr,
-                                   messages_json.empty() ? nullptr : messages_json.c_str(), params, stream,
-                                   deadline_ms, *resuming ? &result->token_ids : nullptr)
+                                   messages_json.empty() ? nullptr : messages_json.c_str(), params,
+                                   stream, deadline_ms, *resuming ? &result->token_ids : nullptr)
             .Union());
     return ok_status();
   };

@@ -352,7 +352,8 @@ void PluginSupervisor::note_capabilities(ipc::InboundMessage& message) {
   const auto* capabilities = message.envelope().message_as_Hello()->capabilities();
   if (capabilities == nullptr) return;
   for (const auto* capability : *capabilities) {
-    if (capability != nullptr && std::string_view(capability->c_str(), capability->size()) == sdk::kCapabilityResume) {
+    if (capability != nullptr &&
+        std::string_view(capability->c_str(), capability->size()) == sdk::kCapabilityResume) {
       current_->can_resume = true;
     }
   }
@@ -410,7 +411,8 @@ void PluginSupervisor::submit(uint64_t id, Submission submission) {
       return submission.on_fail(failed_precondition_error(fmt::format(
           "{} is quarantined after {} crashes within {} ms (last: {}); fix the plugin, then "
           "deactivate and activate it again",
-          who(), settings_.restart.max_crashes, settings_.restart.window.count(), last_crash_reason_)));
+          who(), settings_.restart.max_crashes, settings_.restart.window.count(),
+          last_crash_reason_)));
   }
 }
 
@@ -600,12 +602,13 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
   // what requests get; `details` adds the pid and the worker's last stderr lines, which in a
   // shared worker may hold another tenant's data, so they go to operators only: the host's log
   // and PluginStatus::last_crash (the admin API).
-  std::string what = fmt::format("{}: worker {}", who(),
-                                 w->worker ? exit.to_string() : std::string("could not be started"));
+  std::string what = fmt::format(
+      "{}: worker {}", who(), w->worker ? exit.to_string() : std::string("could not be started"));
   if (!w->kill_reason.empty()) what += fmt::format("; the host stopped it: {}", w->kill_reason);
-  std::string details = fmt::format("{}: worker{} {}", who(),
-                                    w->worker ? fmt::format(" (pid {})", w->worker->pid()) : std::string(),
-                                    w->worker ? exit.to_string() : std::string("could not be started"));
+  std::string details =
+      fmt::format("{}: worker{} {}", who(),
+                  w->worker ? fmt::format(" (pid {})", w->worker->pid()) : std::string(),
+                  w->worker ? exit.to_string() : std::string("could not be started"));
   if (!w->kill_reason.empty()) details += fmt::format("; the host stopped it: {}", w->kill_reason);
   if (!tail.empty()) details += fmt::format("; last output: {}", tail);
   // The incarnation goes; leases keep its arena mapped for outputs the caller still holds.

@@ -134,9 +134,9 @@ void WorkerLoop::run_generate(const Request& request, const wire::Generate& mess
   const int32_t resume_none = 0;
   if (message.resume_token_ids() != nullptr) {
     if (!can_resume()) {
-      return send_error(request.id, unimplemented_error(fmt::format(
-                                        "{}: plugin {} cannot resume a generation", verb_name,
-                                        api_.name)));
+      return send_error(request.id,
+                        unimplemented_error(fmt::format("{}: plugin {} cannot resume a generation",
+                                                        verb_name, api_.name)));
     }
     resume_ids.assign(message.resume_token_ids()->begin(), message.resume_token_ids()->end());
     c_request.resume_token_ids = resume_ids.empty() ? &resume_none : resume_ids.data();

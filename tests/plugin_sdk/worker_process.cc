@@ -158,8 +158,8 @@ uint64_t WorkerProcess::send_generate(const std::string& prompt, uint32_t max_to
   const uint64_t id = next_id_++;
   flatbuffers::FlatBufferBuilder fbb;
   auto params = wire::CreateSamplingParamsDirect(fbb, max_tokens);
-  auto msg = wire::CreateGenerateDirect(fbb, prompt.c_str(), nullptr, nullptr, params, stream, 0,
-                                        resume);
+  auto msg =
+      wire::CreateGenerateDirect(fbb, prompt.c_str(), nullptr, nullptr, params, stream, 0, resume);
   ipc::finish_envelope(fbb, id, wire::Message::Generate, msg.Union());
   EXPECT_TRUE(send(fbb).ok());
   return id;
