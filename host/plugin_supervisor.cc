@@ -27,6 +27,28 @@ constexpr size_t kMaxQueued = 4096;
 // timer, armed only then, costs nothing the rest of the time.
 constexpr auto kFlushInterval = std::chrono::milliseconds(1);
 
+// The text as a terminal would show it harmlessly: control characters (C0 but newline and tab,
+// DEL, C1) become \xNN, so a worker's stderr in the host's log cannot drive the operator's
+// terminal (move the cursor, rewrite earlier lines, set the title).
+std::string printable_for_log(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool c1 = c == 0xC2 && i + 1 < text.size() &&
+                    static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F) {
+      out += fmt::format("\\x{:02x}", c);
+    } else if (c1) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(text[++i]));
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
 uint32_t to_deadline_ms(milliseconds d) {
   return static_cast<uint32_t>(std::clamp<int64_t>(d.count(), 0, UINT32_MAX));
 }
@@ -629,7 +651,7 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
     return;
   }
   if (w->worker) ++exits_[std::string(sandbox::exit_kind_name(exit.kind))];
-  if (w->worker) std::fprintf(stderr, "pio host: %s\n", details.c_str());
+  if (w->worker) std::fprintf(stderr, "pio host: %s\n", printable_for_log(details).c_str());
   if (on_ready_) {  // the first start failed: activation reports it, nothing restarts
     if (w->worker) {
       last_crash_ = details;
