@@ -214,7 +214,7 @@ Status run_inspect(const InspectCommand& c) {
                 : digest.ok()  ? "MISMATCH: the library's is " + *digest
                                : "cannot be checked: " + digest.status().message());
   row("registry", registry_verdict);
-  row("default_config", json_value(m.default_config_json).dump());
+  row("default_config", server::json_text(json_value(m.default_config_json)));
   row("capabilities", fmt::format("gpu {}, network {}, scratch {} MiB", yes(m.capabilities.gpu),
                                   yes(m.capabilities.network), m.capabilities.scratch_mb));
   row("resources",
@@ -239,10 +239,10 @@ Status run_inspect(const InspectCommand& c) {
                     show(l.policy, l.unit, "unlimited"), show(l.config, l.unit, "not set")));
   }
   row("model_roots", roots.empty() ? "none (load_model is refused)" : join(roots));
-  row("config", json_value(s.config_json).dump());
+  row("config", server::json_text(json_value(s.config_json)));
   row("deadlines", fmt::format("request {} ms, start {} ms", s.request_deadline.count(),
                                s.start_timeout.count()));
-  if (model_info) row("model_info", model_info->dump());
+  if (model_info) row("model_info", server::json_text(*model_info));
   std::fflush(stdout);
   return ok_status();
 }

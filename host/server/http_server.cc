@@ -9,19 +9,20 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <map>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <thread>
+#include <variant>
 #include <vector>
 
+#include "admin_api.h"
+#include "escaped_exception.h"
+#include "lingering_close.h"
 #include "metrics.h"
-#include "pio/sandbox/policy.h"
+#include "request_threads.h"
 
 namespace pio::server {
 namespace {
@@ -40,64 +41,6 @@ std::string random_id(std::string_view prefix) {
   thread_local std::mt19937_64 random(std::random_device{}());
   return fmt::format("{}{:016x}{:08x}", prefix, random(), static_cast<uint32_t>(random()));
 }
-
-// Blocking Host calls run here, off the network thread. Work waits in one queue per tenant
-// (-1: no tenant) and threads take from the queues in turn, so a tenant that floods the server
-// only lengthens its own queue.
-class RequestThreads {
- public:
-  explicit RequestThreads(uint32_t n) {
-    for (uint32_t i = 0; i < std::max<uint32_t>(1, n); ++i) {
-      threads_.emplace_back([this] { run(); });
-    }
-  }
-  ~RequestThreads() { stop(); }
-  void submit(int tenant, std::function<void()> work) {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return;
-      auto& queue = queues_[tenant];
-      if (queue.empty()) turns_.push_back(tenant);
-      queue.push_back(std::move(work));
-    }
-    cv_.notify_one();
-  }
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_ && threads_.empty()) return;
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-  }
-
- private:
-  void run() {
-    for (;;) {
-      std::function<void()> work;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || !turns_.empty(); });
-        if (turns_.empty()) return;  // stopping, nothing left
-        const int tenant = turns_.front();
-        turns_.pop_front();
-        auto& queue = queues_[tenant];
-        work = std::move(queue.front());
-        queue.pop_front();
-        if (!queue.empty()) turns_.push_back(tenant);  // its next request waits for its turn
-      }
-      work();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<int, std::deque<std::function<void()>>> queues_;
-  std::deque<int> turns_;  // tenants with work waiting, in the order they are served
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
 
 class Session;
 
@@ -143,17 +86,27 @@ struct HttpServer::Impl {
     return tenants.open() || std::find(options.shared_plugins.begin(), options.shared_plugins.end(),
                                        plugin) != options.shared_plugins.end();
   }
+  // The tenant the plugin's own worker serves when each tenant has a worker of its own: the first
+  // that may use it (-1: none). Every other tenant gets an instance, so no worker is started
+  // that serves nobody, and no two tenants share one.
+  int owner_of(const std::string& plugin) const {
+    for (size_t i = 0; i < options.tenants.size(); ++i) {
+      if (options.tenants[i].may_use(plugin)) return static_cast<int>(i);
+    }
+    return -1;
+  }
   // The Host plugin key a tenant's requests for `model` go to.
   std::string route_key(const std::string& model, int tenant) const {
-    if (tenant < 0 || shared(model)) return model;
+    if (tenant < 0 || shared(model) || tenant == owner_of(model)) return model;
     return model + "@" + tenants.tenant(tenant).name;
   }
-  // Starts each tenant's worker of active plugin `name` (none when it is shared).
+  // Starts the worker of active plugin `name` of each tenant but its owner (none when shared).
   Status activate_for_tenants(const std::string& name) {
     if (shared(name)) return ok_status();
+    const int owner = owner_of(name);
     for (size_t i = 0; i < options.tenants.size(); ++i) {
       const Tenant& t = options.tenants[i];
-      if (!t.may_use(name)) continue;
+      if (!t.may_use(name) || static_cast<int>(i) == owner) continue;
       Status s = host.activate_instance(name, t.name);
       if (!s.ok() && s.code() != ErrorCode::kFailedPrecondition) {
         return s.with_context(fmt::format("tenant \"{}\"", t.name));
@@ -163,6 +116,12 @@ struct HttpServer::Impl {
     return ok_status();
   }
 
+  // The admin API's load: the plugin, then each tenant's worker of it.
+  Status load(const std::string& name, host::ActivateOptions activate) {
+    PIO_RETURN_IF_ERROR(host.activate_plugin(name, std::move(activate)));
+    return activate_for_tenants(name);
+  }
+
   Impl(Host& h, ServerOptions o)
       : host(h),
         options(std::move(o)),
@@ -170,6 +129,18 @@ struct HttpServer::Impl {
         tenants(options.tenants) {}
 
   void accept();
+  // The network thread. Every handler catches what it can answer; an exception that still
+  // reaches the loop is logged and the loop goes on serving the other connections.
+  void run_network() {
+    for (;;) {
+      try {
+        io.run();
+        return;
+      } catch (...) {
+        static_cast<void>(escaped_exception("the network thread"));
+      }
+    }
+  }
 };
 
 namespace {
@@ -211,6 +182,8 @@ class Session : public std::enable_shared_from_this<Session> {
         ec == net::error::operation_aborted) {
       return finish();
     }
+    // The request was not read to its end: answer, then let the client finish sending.
+    linger_ = true;
     if (ec == http::error::body_limit) {
       return respond_error(
           {413, "invalid_request_error",
@@ -232,12 +205,39 @@ class Session : public std::enable_shared_from_this<Session> {
            std::nullopt, std::nullopt},
           false);
     }
+    linger_ = false;
     request_ = parser_->release();
     stream_.expires_never();
     started_ = std::chrono::steady_clock::now();
     endpoint_.clear();
     model_.clear();
-    route();
+    answered_ = false;
+    guarded("routing a request", [this] { route(); });
+  }
+
+  // Runs a handler of this connection; an exception it lets out is answered with a 500 (or ends
+  // a stream already begun) instead of ending the thread.
+  template <typename Fn>
+  void guarded(std::string_view what, Fn&& fn) {
+    try {
+      fn();
+    } catch (...) {
+      const Status failure = escaped_exception(what);
+      try {
+        if (header_sent_ || answered_) return finish();
+        respond_error(api_error_from(failure), false);
+      } catch (...) {
+        static_cast<void>(escaped_exception("answering a failed request"));
+        finish();
+      }
+    }
+  }
+
+  // Posts `fn` to the network thread, guarded.
+  template <typename Fn>
+  void on_network_thread(std::string_view what, Fn fn) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), what,
+                                       fn = std::move(fn)]() mutable { self->guarded(what, fn); });
   }
 
   void route() {
@@ -247,10 +247,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool post = request_.method() == http::verb::post;
     if (path == "/healthz" && get) return respond(200, R"({"status":"ok"})");
     if (path == "/readyz" && get) return readyz();
-    if (path == "/metrics" && get) {
-      return respond(200, server_.metrics.render(server_.host.list_plugins()), true,
-                     "text/plain; version=0.0.4; charset=utf-8");
-    }
+    if (path == "/metrics" && get) return metrics();
     if (path == "/v1/chat/completions" || path == "/v1/completions") endpoint_ = path;
     if (server_.draining && path != "/healthz" && path != "/metrics") {
       return respond_error(
@@ -258,7 +255,7 @@ class Session : public std::enable_shared_from_this<Session> {
            std::nullopt, "shutting_down"},
           false);
     }
-    if (path.starts_with("/admin/")) return admin(path, get, post);
+    if (path.starts_with("/admin/")) return admin(path);
     if (path.starts_with("/v1/") && !authenticate()) return;
     if (path == "/v1/models" && get) return models();
     if (path == "/v1/chat/completions" && post) return chat();
@@ -276,6 +273,21 @@ class Session : public std::enable_shared_from_this<Session> {
     respond_error({404, "invalid_request_error", fmt::format("no such endpoint: {}", path),
                    std::nullopt, "unknown_url"},
                   request_.keep_alive());
+  }
+
+  // With admin keys configured, only they may read the metrics (they name tenants and models).
+  void metrics() {
+    const auto header = request_[http::field::authorization];
+    const std::string_view value(header.data(), header.size());
+    if (!server_.options.admin_keys.empty() &&
+        (!value.starts_with("Bearer ") ||
+         !key_matches(value.substr(7), server_.options.admin_keys))) {
+      return respond_error({401, "invalid_request_error", "/metrics needs an admin key",
+                            std::nullopt, "invalid_api_key"},
+                           request_.keep_alive());
+    }
+    respond(200, server_.metrics.render(server_.host.list_plugins()), true,
+            "text/plain; version=0.0.4; charset=utf-8");
   }
 
   // With tenants configured: the request's Bearer key names its tenant, else 401.
@@ -349,8 +361,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void chat() {
     ChatParse parsed = parse_chat_request(request_.body(), server_.options.limits);
     if (!parsed.request) return respond_error(parsed.error, request_.keep_alive());
-    model_ = parsed.request->model;
     if (!check_model(parsed.request->model)) return;
+    // Only a served model names a series: a client's made-up names must not grow the metrics.
+    model_ = parsed.request->model;
     auto r = std::make_shared<ChatRequest>(std::move(*parsed.request));
     const std::string key = server_.route_key(r->model, tenant_);
     run_generation(
@@ -363,8 +376,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void completion() {
     CompletionParse parsed = parse_completion_request(request_.body(), server_.options.limits);
     if (!parsed.request) return respond_error(parsed.error, request_.keep_alive());
-    model_ = parsed.request->model;
     if (!check_model(parsed.request->model)) return;
+    // Only a served model names a series: a client's made-up names must not grow the metrics.
+    model_ = parsed.request->model;
     auto r = std::make_shared<CompletionRequest>(std::move(*parsed.request));
     const std::string key = server_.route_key(r->model, tenant_);
     run_generation(
@@ -401,238 +415,181 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto started = started_;
     server_.requests.submit(tenant, [self, request, id, created, keep_alive, chat, tenant, started,
                                      call = std::move(call)] {
-      struct Finish {
-        HttpServer::Impl& server;
-        int tenant;
-        uint64_t tokens = 0;
-        ~Finish() {
-          if (tenant >= 0) server.tenants.finish(tenant, tokens);
-          server.metrics.in_flight(-1);
-          --server.in_flight;
-        }
-      } finish{self->server_, tenant};
-      ServerMetrics& metrics = self->server_.metrics;
-      auto last_token = std::make_shared<std::chrono::steady_clock::time_point>();
-      std::vector<Choice> choices;
-      Usage usage;
-      Status failure;
-      for (uint32_t i = 0; i < request.n && failure.ok(); ++i) {
-        host::GenerateOptions options = request.options;
-        if (options.seed && i > 0) options.seed = *options.seed + i;
-        host::TokenCallback on_chunk;
-        if (request.stream) {
-          bool first = true;
-          on_chunk = [self, &request, &id, created, chat, i, &first, &metrics, started,
-                      last_token](const host::TokenChunk& c) {
-            if (self->gone_) return false;
-            const auto now = std::chrono::steady_clock::now();
-            if (*last_token == std::chrono::steady_clock::time_point{}) {
-              metrics.first_token(request.model,
-                                  std::chrono::duration<double>(now - started).count());
-            } else {
-              metrics.inter_token(request.model,
-                                  std::chrono::duration<double>(now - *last_token).count());
-            }
-            *last_token = now;
-            std::string events;
-            if (chat && first) {
-              events += sse(chat_chunk_role(id, created, request.model, i));
-            }
-            first = false;
-            if (!c.text.empty()) {
-              events +=
-                  sse(chat ? chat_chunk_content(id, created, request.model, i, c.text)
-                           : completion_chunk(id, created, request.model, i, c.text, std::nullopt));
-            }
-            if (!events.empty()) self->post_event(std::move(events));
-            return true;
-          };
-        }
-        auto done = call(self->server_.host, options, std::move(on_chunk));
-        if (!done.ok()) {
-          failure = done.status();
-          break;
-        }
-        if (done->finish_reason == host::FinishReason::kCancelled) {
-          failure = cancelled_error("the client went away");
-          break;
-        }
-        if (i == 0) usage.prompt_tokens = done->prompt_tokens;
-        usage.completion_tokens += done->completion_tokens;
-        finish.tokens = usage.prompt_tokens + usage.completion_tokens;
-        choices.push_back({done->text, done->finish_reason});
-        if (request.stream) {
-          self->post_event(
-              sse(chat ? chat_chunk_finish(id, created, request.model, i, done->finish_reason)
-                       : completion_chunk(id, created, request.model, i, "", done->finish_reason)));
-        }
+      Generated out;
+      try {
+        self->generate(request, id, created, chat, started, call, out);
+      } catch (...) {
+        out.failure = escaped_exception("a generation");
       }
-      metrics.tokens(request.model, self->tenant_name(tenant), usage.prompt_tokens,
-                     usage.completion_tokens);
+      if (tenant >= 0) {
+        self->server_.tenants.finish(tenant, out.usage.prompt_tokens + out.usage.completion_tokens);
+      }
+      self->server_.metrics.in_flight(-1);
+      --self->server_.in_flight;
+      self->server_.metrics.tokens(request.model, self->tenant_name(tenant),
+                                   out.usage.prompt_tokens, out.usage.completion_tokens);
       if (!request.stream) {
-        net::post(self->stream_.get_executor(), [self, failure, choices, usage, request, id,
-                                                 created, keep_alive, chat] {
-          if (!failure.ok()) return self->respond_error(api_error_from(failure), keep_alive);
-          self->respond(200, chat ? chat_completion_body(id, created, request.model, choices, usage)
-                                  : completion_body(id, created, request.model, choices, usage));
+        self->on_network_thread("a generation's answer", [self, out, request, id, created,
+                                                          keep_alive, chat] {
+          if (!out.failure.ok()) {
+            return self->respond_error(api_error_from(out.failure), keep_alive);
+          }
+          self->respond(
+              200, chat ? chat_completion_body(id, created, request.model, out.choices, out.usage)
+                        : completion_body(id, created, request.model, out.choices, out.usage));
         });
         return;
       }
       std::string tail;
-      if (!failure.ok()) {
-        tail = sse(stream_error_event(api_error_from(failure)));
+      if (!out.failure.ok()) {
+        tail = sse(stream_error_event(api_error_from(out.failure)));
       } else if (request.include_usage) {
         tail = sse(usage_chunk(id, created, request.model,
-                               chat ? "chat.completion.chunk" : "text_completion", usage));
+                               chat ? "chat.completion.chunk" : "text_completion", out.usage));
       }
       tail += "data: [DONE]\n\n";
       // A failure before anything was streamed is still an ordinary HTTP error.
-      self->post_stream_end(std::move(tail), failure, keep_alive);
+      self->post_stream_end(std::move(tail), out.failure, keep_alive);
     });
+  }
+
+  // What a request's generations produced so far.
+  struct Generated {
+    std::vector<Choice> choices;
+    Usage usage;
+    Status failure;
+  };
+
+  // The request's n generations, one after another (request thread). Completion tokens are the
+  // ones the Host forwarded, counted here: a worker's own count could say anything, and tenants'
+  // token budgets and the metrics are charged with this one.
+  void generate(const GenerationRequest& request, const std::string& id, int64_t created, bool chat,
+                std::chrono::steady_clock::time_point started, const Call& call, Generated& out) {
+    ServerMetrics& metrics = server_.metrics;
+    auto self = shared_from_this();
+    auto last_token = std::make_shared<std::chrono::steady_clock::time_point>();
+    for (uint32_t i = 0; i < request.n && out.failure.ok(); ++i) {
+      host::GenerateOptions options = request.options;
+      if (options.seed && i > 0) options.seed = *options.seed + i;
+      uint64_t forwarded = 0;
+      bool first = true;
+      Status callback_failure;
+      // Runs on the Host's loop thread: nothing may escape it.
+      host::TokenCallback on_chunk = [&, i](const host::TokenChunk& c) {
+        try {
+          if (gone_) return false;
+          // A chunk with text but no ids still cost at least one token.
+          forwarded += std::max<uint64_t>(c.token_ids.size(), c.text.empty() ? 0 : 1);
+          if (!request.stream) return true;
+          const auto now = std::chrono::steady_clock::now();
+          if (*last_token == std::chrono::steady_clock::time_point{}) {
+            metrics.first_token(request.model,
+                                std::chrono::duration<double>(now - started).count());
+          } else {
+            metrics.inter_token(request.model,
+                                std::chrono::duration<double>(now - *last_token).count());
+          }
+          *last_token = now;
+          std::string events;
+          if (chat && first) events += sse(chat_chunk_role(id, created, request.model, i));
+          first = false;
+          if (!c.text.empty()) {
+            events +=
+                sse(chat ? chat_chunk_content(id, created, request.model, i, c.text)
+                         : completion_chunk(id, created, request.model, i, c.text, std::nullopt));
+          }
+          if (!events.empty()) self->post_event(std::move(events));
+          return true;
+        } catch (...) {
+          callback_failure = escaped_exception("a token callback");
+          return false;
+        }
+      };
+      auto done = call(server_.host, options, on_chunk);
+      if (i == 0 && done.ok()) out.usage.prompt_tokens = done->prompt_tokens;
+      out.usage.completion_tokens += static_cast<uint32_t>(forwarded);
+      if (!callback_failure.ok()) {
+        out.failure = callback_failure;
+        break;
+      }
+      if (!done.ok()) {
+        out.failure = done.status();
+        break;
+      }
+      if (done->finish_reason == host::FinishReason::kCancelled) {
+        out.failure = cancelled_error("the client went away");
+        break;
+      }
+      out.choices.push_back({done->text, done->finish_reason});
+      if (request.stream) {
+        post_event(
+            sse(chat ? chat_chunk_finish(id, created, request.model, i, done->finish_reason)
+                     : completion_chunk(id, created, request.model, i, "", done->finish_reason)));
+      }
+    }
   }
 
   static std::string sse(const std::string& json) { return "data: " + json + "\n\n"; }
 
   // ---- admin API ----
 
-  void admin(const std::string& path, bool get, bool post) {
-    const bool keep_alive = request_.keep_alive();
-    if (server_.options.admin_keys.empty()) {
-      return respond_error({403, "permission_error",
-                            "the admin API is off: list the SHA-256 of an admin key in the host "
-                            "config's server.admin_keys_sha256",
-                            std::nullopt, "admin_disabled"},
-                           keep_alive);
-    }
+  void admin(const std::string& path) {
     const auto header = request_[http::field::authorization];
-    const std::string_view value(header.data(), header.size());
-    if (!value.starts_with("Bearer ") ||
-        !key_matches(value.substr(7), server_.options.admin_keys)) {
-      return respond_error({401, "invalid_request_error", "the admin API needs an admin key",
-                            std::nullopt, "invalid_api_key"},
-                           keep_alive);
+    const std::string method(request_.method_string());
+    auto call = route_admin(
+        {path, method, std::string_view(header.data(), header.size()), request_.body()},
+        server_.options.admin_keys,
+        [&server = server_](Host&, const std::string& name, host::ActivateOptions options) {
+          return server.load(name, std::move(options));
+        });
+    if (auto* refused = std::get_if<ApiError>(&call)) {
+      return respond_error(*refused, request_.keep_alive());
     }
-    if (path == "/admin/plugins") {
-      if (!get) return method_not_allowed(path);
-      return run_admin([](HttpServer::Impl& server) -> Result<std::string> {
-        nlohmann::json list = nlohmann::json::array();
-        for (const auto& p : server.host.list_plugins()) {
-          const auto& settings = server.host.config().settings_for(p.name);
-          list.push_back({{"name", p.name},
-                          {"instance", p.instance},
-                          {"version", p.version},
-                          {"active", p.active},
-                          {"state", host::plugin_state_name(p.state)},
-                          {"pid", p.pid},
-                          {"trust_level", sandbox::trust_level_name(settings.trust_level)},
-                          {"restarts", p.restarts},
-                          {"crashes", p.crashes},
-                          {"quarantined", p.state == host::PluginState::kQuarantined},
-                          {"last_crash", p.last_crash}});
-        }
-        return nlohmann::json({{"plugins", list}}).dump();
-      });
-    }
-    // /admin/plugins/NAME/VERB
-    const std::string rest = path.substr(std::string_view("/admin/plugins/").size());
-    const size_t slash = rest.find('/');
-    if (!path.starts_with("/admin/plugins/") || slash == std::string::npos || slash == 0) {
-      return respond_error({404, "invalid_request_error", fmt::format("no such endpoint: {}", path),
-                            std::nullopt, "unknown_url"},
-                           keep_alive);
-    }
-    const std::string name = rest.substr(0, slash);
-    const std::string verb = rest.substr(slash + 1);
-    if (!post) return method_not_allowed(path);
-    if (verb == "load") {
-      const nlohmann::json body = request_.body().empty()
-                                      ? nlohmann::json::object()
-                                      : nlohmann::json::parse(request_.body(), nullptr, false);
-      if (!body.is_object() || (body.contains("model_path") && !body["model_path"].is_string()) ||
-          (body.contains("config") && !body["config"].is_object())) {
-        return respond_error(invalid_field("",
-                                           "the body is {\"model_path\": \"...\"?, "
-                                           "\"config\": {...}?}"),
-                             keep_alive);
-      }
-      host::ActivateOptions options;
-      if (body.contains("model_path")) options.model_path = body["model_path"].get<std::string>();
-      if (body.contains("config")) options.config_json = body["config"].dump();
-      return run_admin([name, options](HttpServer::Impl& server) -> Result<std::string> {
-        PIO_RETURN_IF_ERROR(server.host.activate_plugin(name, options));
-        PIO_RETURN_IF_ERROR(server.activate_for_tenants(name));
-        return nlohmann::json({{"loaded", name}}).dump();
-      });
-    }
-    if (verb == "unload") {
-      return run_admin([name](HttpServer::Impl& server) -> Result<std::string> {
-        PIO_RETURN_IF_ERROR(server.host.deactivate_plugin(name));
-        return nlohmann::json({{"unloaded", name}}).dump();
-      });
-    }
-    if (verb == "restart") {
-      return run_admin([name](HttpServer::Impl& server) -> Result<std::string> {
-        std::vector<std::string> keys;
-        for (const auto& p : server.host.list_plugins()) {
-          if (p.name == name && p.active) {
-            keys.push_back(p.instance.empty() ? p.name : p.name + "@" + p.instance);
-          }
-        }
-        if (keys.empty()) {
-          return failed_precondition_error(fmt::format("plugin \"{}\" is not loaded", name));
-        }
-        for (const std::string& key : keys) PIO_RETURN_IF_ERROR(server.host.restart_plugin(key));
-        return nlohmann::json({{"restarted", keys}}).dump();
-      });
-    }
-    respond_error({404, "invalid_request_error",
-                   fmt::format("no admin verb \"{}\" (load, unload, restart)", verb), std::nullopt,
-                   "unknown_url"},
-                  keep_alive);
-  }
-
-  void method_not_allowed(const std::string& path) {
-    respond_error({405, "invalid_request_error",
-                   fmt::format("{} does not take {}", path, std::string(request_.method_string())),
-                   std::nullopt, "method_not_allowed"},
-                  request_.keep_alive());
+    run_admin(std::move(std::get<AdminWork>(call)));
   }
 
   // Admin work blocks on the Host: it runs on a request thread, outside the tenants' turns.
-  void run_admin(std::function<Result<std::string>(HttpServer::Impl&)> work) {
+  void run_admin(AdminWork work) {
     const bool keep_alive = request_.keep_alive();
     server_.requests.submit(-2, [self = shared_from_this(), work = std::move(work), keep_alive] {
-      Result<std::string> answer = work(self->server_);
-      net::post(self->stream_.get_executor(), [self, answer = std::move(answer), keep_alive] {
-        // What is active changed: the next request must not see the snapshot from before.
-        self->server_.active_names_.reset();
-        if (!answer.ok()) return self->respond_error(api_error_from(answer.status()), keep_alive);
-        self->respond(200, *answer, keep_alive);
-      });
+      Result<std::string> answer = internal_error("not run");
+      try {
+        answer = work(self->server_.host);
+      } catch (...) {
+        answer = escaped_exception("the admin API");
+      }
+      self->on_network_thread(
+          "the admin API's answer", [self, answer = std::move(answer), keep_alive] {
+            // What is active changed: the next request must not see the snapshot from before.
+            self->server_.active_names_.reset();
+            if (!answer.ok())
+              return self->respond_error(api_error_from(answer.status()), keep_alive);
+            self->respond(200, *answer, keep_alive);
+          });
     });
   }
 
   // ---- streaming (all on the network thread) ----
 
   void post_event(std::string events) {
-    net::post(stream_.get_executor(),
-              [self = shared_from_this(), events = std::move(events)]() mutable {
-                self->queue_write(std::move(events));
-              });
+    on_network_thread("a stream's write",
+                      [self = shared_from_this(), events = std::move(events)]() mutable {
+                        self->queue_write(std::move(events));
+                      });
   }
 
   void post_stream_end(std::string tail, Status failure, bool keep_alive) {
-    net::post(stream_.get_executor(),
-              [self = shared_from_this(), tail = std::move(tail), failure, keep_alive]() mutable {
-                if (!self->header_sent_ && !failure.ok()) {
-                  self->streaming_ = false;
-                  return self->respond_error(api_error_from(failure), keep_alive);
-                }
-                self->record(failure.ok() ? 200 : api_error_from(failure).http_status);
-                self->queue_write(std::move(tail));
-                self->stream_done_ = true;
-                self->pump();
-              });
+    on_network_thread("a stream's end", [self = shared_from_this(), tail = std::move(tail), failure,
+                                         keep_alive]() mutable {
+      if (!self->header_sent_ && !failure.ok()) {
+        self->streaming_ = false;
+        return self->respond_error(api_error_from(failure), keep_alive);
+      }
+      self->record(failure.ok() ? 200 : api_error_from(failure).http_status);
+      self->queue_write(std::move(tail));
+      self->stream_done_ = true;
+      self->pump();
+    });
   }
 
   void queue_write(std::string data) {
@@ -731,6 +688,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void respond(int status, std::string body, bool keep_alive = true,
                const char* content_type = "application/json") {
+    answered_ = true;
     record(status);
     auto response = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(status), request_.version());
@@ -745,7 +703,12 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(server_.options.write_timeout);
     http::async_write(stream_, *response,
                       [self = shared_from_this(), response](beast::error_code ec, size_t) {
-                        if (ec || !response->keep_alive()) return self->finish();
+                        if (ec) return self->finish();
+                        if (self->linger_) {
+                          return linger_then(self->stream_, self->server_.options.linger,
+                                             [self] { self->finish(); });
+                        }
+                        if (!response->keep_alive()) return self->finish();
                         self->read_request();
                       });
   }
@@ -774,6 +737,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string model_;
   std::chrono::seconds retry_after_{0};
   std::atomic<bool> gone_{false};
+  bool answered_ = false;  // the current request's answer was begun
+  bool linger_ = false;    // the current request was not read to its end (lingering_close.h)
   bool streaming_ = false;
   bool header_sent_ = false;
   bool writing_ = false;
@@ -823,7 +788,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(Host& host, ServerOptions 
   }
   impl->accept();
   Impl* raw = impl.get();
-  impl->network = std::thread([raw] { raw->io.run(); });
+  impl->network = std::thread([raw] { raw->run_network(); });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 

@@ -7,12 +7,7 @@
 //   GET  /v1/models             the active plugins
 //   POST /v1/chat/completions   Host::chat (stream: true sends server-sent events)
 //   POST /v1/completions        Host::generate
-//   GET  /admin/plugins                    every plugin and worker: state, pid, trust level,
-//                                          restarts, crashes, quarantine, last crash
-//   POST /admin/plugins/NAME/load          {"model_path"?, "config"?}: activate (and the tenants'
-//                                          workers of it)
-//   POST /admin/plugins/NAME/unload        deactivate it and its tenants' workers
-//   POST /admin/plugins/NAME/restart       restart its workers (a quarantined plugin too)
+//   /admin/plugins/...          the admin API (admin_api.h)
 //
 // Threads: one network thread runs every connection (reads, writes, timeouts); Host calls block,
 // so they run on a pool of request threads, and streamed chunks (which the Host delivers on its
@@ -21,16 +16,24 @@
 //
 // With tenants configured, /v1/* needs a tenant's API key (401 otherwise), a tenant sees and
 // reaches only its own models (others are 404, as if absent), and its limits answer 429 with
-// Retry-After. Each tenant's requests run on its own worker of the plugin (Host instance
-// "<plugin>@<tenant>", started with the server) unless the plugin is shared, and request threads
+// Retry-After. Each tenant's requests run on its own worker of the plugin unless the plugin is
+// shared: the plugin's own worker serves the first tenant allowed to use it, every other tenant
+// gets a Host instance "<plugin>@<tenant>" started with the server (no worker serves nobody,
+// none serves two tenants), and request threads
 // are handed out round-robin between tenants with work waiting, so one tenant's flood waits
-// behind its own requests, not in front of another's. /admin/* needs an admin key. /healthz,
-// /readyz and /metrics need no key.
+// behind its own requests, not in front of another's. /admin/* needs an admin key, and so does
+// /metrics once admin keys are configured (its series name tenants and models); /healthz and
+// /readyz need no key. Metrics are labelled only with served models (a request for any other
+// model counts under model="").
 //
 // Everything a client controls is bounded: header bytes (431), body bytes (413), the time to send
 // a whole request (slow clients are dropped before they reach a worker), idle keep-alive time,
 // the request fields (RequestLimits), and how long a write may wait for a client that stops
-// reading.
+// reading. An error answered before the request was read to its end (413, 431, 400) is followed
+// by a lingering close (lingering_close.h), so the client reads it instead of a reset.
+//
+// No exception leaves a request thread, the network thread or a token callback: each is logged
+// and answered with a 500 (escaped_exception.h), and every JSON is written with json_text.h.
 //
 // The one thing a caller gets wrong: the Host must outlive the server, and stop() (or the
 // destructor) waits for the request threads, so in-flight Host calls finish or fail first.
@@ -40,6 +43,7 @@
 #include <memory>
 #include <string>
 
+#include "lingering_close.h"
 #include "openai_protocol.h"
 #include "pio/host/host.h"
 #include "pio/ipc/status.h"
@@ -58,6 +62,9 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   // A write to a client that does not read for this long ends the connection (and its stream).
   std::chrono::milliseconds write_timeout{30'000};
+  // After an answer to a request not read to its end: how long, and how many bytes, the server
+  // reads and discards while the client finishes sending.
+  LingerLimits linger;
   // Host calls running at once; more requests wait for a thread.
   uint32_t request_threads = 64;
   RequestLimits limits;

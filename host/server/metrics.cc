@@ -27,6 +27,13 @@ std::string labels(std::initializer_list<std::pair<const char*, std::string_view
   return out;
 }
 
+// A worker's series: its plugin and its Host instance ("" for the plugin's own worker, the
+// tenant for "<plugin>@<tenant>"), so that a plugin's workers never share a label set. Not
+// "instance": Prometheus gives that label to the scraped target and would rename this one.
+std::string worker_labels(const host::PluginStatus& p) {
+  return labels({{"plugin", p.name}, {"plugin_instance", p.instance}});
+}
+
 std::string number(double v) { return fmt::format("{}", v); }
 
 // Resident bytes of a process, from /proc (0 when it is gone).
@@ -154,7 +161,7 @@ std::string ServerMetrics::render(const std::vector<host::PluginStatus>& plugins
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
     for (const auto& p : plugins) {
       if (!p.active) continue;
-      out += fmt::format("{}{{{}}} {}\n", name, labels({{"plugin", p.name}}), value(p));
+      out += fmt::format("{}{{{}}} {}\n", name, worker_labels(p), value(p));
     }
   };
   per_plugin("pio_worker_restarts_total", "counter", "Times the plugin's worker was restarted.",
@@ -172,8 +179,8 @@ std::string ServerMetrics::render(const std::vector<host::PluginStatus>& plugins
   for (const auto& p : plugins) {
     if (!p.active) continue;
     for (const auto& [reason, n] : p.exits) {
-      out += fmt::format("pio_worker_exits_total{{{}}} {}\n",
-                         labels({{"plugin", p.name}, {"reason", reason}}), n);
+      out += fmt::format("pio_worker_exits_total{{{},{}}} {}\n", worker_labels(p),
+                         labels({{"reason", reason}}), n);
     }
   }
   per_plugin("pio_plugin_quarantined", "gauge", "1 when the plugin is quarantined.",

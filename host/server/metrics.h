@@ -9,12 +9,17 @@
 //   pio_generation_tokens_total{model, tenant}                counter
 //   pio_requests_in_flight                                    gauge (running or waiting)
 // and, read from the Host at each scrape (render's `plugins`):
-//   pio_worker_restarts_total{plugin}, pio_worker_crashes_total{plugin},
-//   pio_worker_exits_total{plugin, reason} (memory_limit, seccomp_violation, deadline, ...),
-//   pio_plugin_quarantined{plugin}, pio_plugin_ready{plugin}, pio_worker_resident_bytes{plugin}
+//   pio_worker_restarts_total{plugin, plugin_instance}, pio_worker_crashes_total{...},
+//   pio_worker_exits_total{plugin, plugin_instance, reason} (memory_limit, seccomp_violation,
+//   deadline, ...), pio_plugin_quarantined{...}, pio_plugin_ready{...},
+//   pio_worker_resident_bytes{...}
+// plugin_instance is the Host instance of the worker: "" for the plugin's own, the tenant's name
+// for a tenant's own worker ("<plugin>@<tenant>").
 //
-// Label values come from clients (model names) and operators (tenant names), so they are escaped
-// as the format demands (backslash, double quote, newline). Thread-safe.
+// Every label value comes from a bounded set: served model names (the caller passes "" for a
+// model that is not served, so clients cannot add series), tenant and plugin names from the
+// config, statuses and endpoints. They are still escaped as the format demands (backslash,
+// double quote, newline). Thread-safe.
 
 #include <array>
 #include <cstdint>

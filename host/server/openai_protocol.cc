@@ -5,6 +5,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "json_text.h"
+
 namespace pio::server {
 namespace {
 
@@ -13,7 +15,7 @@ using Json = nlohmann::ordered_json;
 // Deep enough for tool schemas; a deeper body is refused before it is built.
 constexpr int kMaxJsonDepth = 64;
 
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string dump(const Json& j) { return json_text(j); }
 
 Json error_json(const ApiError& e) {
   Json inner = {{"message", e.message}, {"type", e.type}};

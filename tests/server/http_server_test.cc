@@ -19,115 +19,12 @@
 #include <string>
 #include <thread>
 
-#include "host_fixture.h"
+#include "server_fixture.h"
 
 namespace pio::server {
 namespace {
 
 using ::testing::HasSubstr;
-using Clock = std::chrono::steady_clock;
-
-// A plain TCP connection to the server.
-class Connection {
- public:
-  explicit Connection(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  }
-  ~Connection() { close(); }
-  bool connected() const { return connected_; }
-  void send(const std::string& bytes) {
-    size_t sent = 0;
-    while (sent < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return;
-      sent += static_cast<size_t>(n);
-    }
-  }
-  // Reads until `until` appears in what was read, the peer closes, or the timeout passes.
-  std::string read_until(const std::string& until, std::chrono::milliseconds timeout) {
-    const auto end = Clock::now() + timeout;
-    while (received_.find(until) == std::string::npos && !closed_by_peer_) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
-      if (left.count() <= 0) break;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-      char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) {
-        closed_by_peer_ = true;
-        break;
-      }
-      received_.append(buf, static_cast<size_t>(n));
-    }
-    return received_;
-  }
-  bool closed_by_peer() const { return closed_by_peer_; }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-  bool connected_ = false;
-  bool closed_by_peer_ = false;
-  std::string received_;
-};
-
-std::string post(const std::string& target, const std::string& body) {
-  return "POST " + target + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
-         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-}
-
-std::string get(const std::string& target) {
-  return "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-}
-
-// The same request with an API key.
-std::string with_key(std::string request, const std::string& key) {
-  const size_t at = request.find("\r\n") + 2;
-  return request.insert(at, "Authorization: Bearer " + key + "\r\n");
-}
-
-Tenant tenant(const std::string& name, const std::string& key, std::vector<std::string> models,
-              TenantLimits limits = {}) {
-  Tenant t;
-  t.name = name;
-  t.key_hashes = {sha256_of(key)};
-  t.models = std::move(models);
-  t.limits = limits;
-  return t;
-}
-
-std::string chat_body(const std::string& model, const std::string& content, bool stream) {
-  return nlohmann::json({{"model", model},
-                         {"messages", {{{"role", "user"}, {"content", content}}}},
-                         {"max_tokens", 1000},
-                         {"stream", stream}})
-      .dump();
-}
-
-class HttpServerTest : public host::testing::HostFixture {
- protected:
-  void start_server(ServerOptions options = {}) {
-    options.port = 0;
-    auto server = HttpServer::start(*host_, options);
-    ASSERT_TRUE(server.ok()) << server.status().to_string();
-    server_ = std::move(*server);
-  }
-  void TearDown() override {
-    if (server_) server_->stop();
-    server_.reset();
-    HostFixture::TearDown();
-  }
-  uint16_t port() const { return server_->port(); }
-
-  std::unique_ptr<HttpServer> server_;
-};
 
 TEST_F(HttpServerTest, AClientThatLeavesMidStreamCancelsItsGenerationInTheWorker) {
   make_host(R"({"plugins": {"echo": {"config": {"token_delay_ms": 20}}}})");
@@ -179,7 +76,7 @@ TEST_F(HttpServerTest, AWorkerCrashMidStreamEndsTheStreamWithAnErrorEventAndServ
     EXPECT_THAT(
         m.read_until("pio_plugin_quarantined", std::chrono::seconds(5)),
         HasSubstr(
-            R"(pio_worker_exits_total{plugin="hostile_crash_mid_stream",reason="signaled"} 1)"));
+            R"(pio_worker_exits_total{plugin="hostile_crash_mid_stream",plugin_instance="",reason="signaled"} 1)"));
   }
   // Other requests are answered.
   Connection d(port());
@@ -434,10 +331,11 @@ TEST_F(HttpServerTest, MetricsAfterTrafficPassPromtoolAndCountWhatHappened) {
   ask(post("/v1/chat/completions", chat_body("echo", "hello", false)), "}}");
   ask(post("/v1/chat/completions", chat_body("echo", "streamed", true)), "[DONE]");
   ask(post("/v1/completions", R"({"model": "echo", "prompt": "abc", "max_tokens": 2})"), "}}");
-  // A client-chosen model name with the characters label values must escape.
+  // A model that is not served is counted without its name.
   ask(post("/v1/completions", R"({"model": "we\"ird\\name\nx", "prompt": "abc"})"), "}}");
   ask(post("/v1/chat/completions", "{broken"), "}}");
-  const std::string reply = ask(get("/metrics"), "pio_worker_resident_bytes{plugin=\"echo\"}");
+  const std::string reply =
+      ask(get("/metrics"), "pio_worker_resident_bytes{plugin=\"echo\",plugin_instance=\"\"}");
   const size_t body_at = reply.find("\r\n\r\n");
   ASSERT_NE(body_at, std::string::npos);
   const std::string body = reply.substr(body_at + 4);
@@ -450,12 +348,16 @@ TEST_F(HttpServerTest, MetricsAfterTrafficPassPromtoolAndCountWhatHappened) {
       body,
       HasSubstr(
           R"(pio_requests_total{endpoint="/v1/completions",model="echo",tenant="",status="200"} 1)"));
-  EXPECT_THAT(body, HasSubstr(R"(model="we\"ird\\name\nx",tenant="",status="404"} 1)"));
+  EXPECT_THAT(
+      body,
+      HasSubstr(
+          R"(pio_requests_total{endpoint="/v1/completions",model="",tenant="",status="404"} 1)"));
+  EXPECT_THAT(body, ::testing::Not(HasSubstr("ird")));
   EXPECT_THAT(body, HasSubstr(R"(status="400"} 1)"));
   EXPECT_THAT(body, HasSubstr(R"(pio_generation_tokens_total{model="echo",tenant=""} 15)"));
   EXPECT_THAT(body, HasSubstr(R"(pio_time_to_first_token_seconds_count{model="echo"} 1)"));
   EXPECT_THAT(body, HasSubstr(R"(pio_inter_token_latency_seconds_count{model="echo"} 7)"));
-  EXPECT_THAT(body, HasSubstr(R"(pio_plugin_ready{plugin="echo"} 1)"));
+  EXPECT_THAT(body, HasSubstr(R"(pio_plugin_ready{plugin="echo",plugin_instance=""} 1)"));
   EXPECT_THAT(body, HasSubstr("pio_requests_in_flight 0"));
 
   // promtool (Debian package prometheus) is the reference parser and linter of the format.
@@ -471,7 +373,7 @@ TEST_F(HttpServerTest, MetricsAfterTrafficPassPromtoolAndCountWhatHappened) {
   EXPECT_EQ(rc, 0) << output << "\n---\n" << body;
 }
 
-TEST_F(HttpServerTest, EachTenantGetsItsOwnWorkerUnlessThePluginIsShared) {
+TEST_F(HttpServerTest, EachTenantGetsItsOwnWorkerUnlessThePluginIsSharedAndNoWorkerIsIdle) {
   make_host();
   ASSERT_FALSE(HasFailure());
   activate_echo();
@@ -479,16 +381,18 @@ TEST_F(HttpServerTest, EachTenantGetsItsOwnWorkerUnlessThePluginIsShared) {
   ServerOptions options;
   options.tenants = {tenant("a", "key-a", {"echo"}), tenant("b", "key-b", {"echo"})};
   start_server(options);
-  auto a = host_->plugin_status("echo@a"), b = host_->plugin_status("echo@b");
+  // Two workers for two tenants: the plugin's own serves a, an instance serves b.
+  EXPECT_FALSE(host_->plugin_status("echo@a").ok());
+  auto a = host_->plugin_status("echo"), b = host_->plugin_status("echo@b");
   ASSERT_TRUE(a.ok() && b.ok()) << a.status().to_string() << b.status().to_string();
   EXPECT_NE(a->pid, b->pid);
-  EXPECT_NE(a->pid, host_->plugin_status("echo")->pid);
   // Tenant a's worker dies: only a's requests see it; b is served by its own.
   ::kill(a->pid, SIGKILL);
   Connection c(port());
   c.send(with_key(post("/v1/chat/completions", chat_body("echo", "b unaffected", false)), "key-b"));
   EXPECT_THAT(c.read_until("}}", std::chrono::seconds(10)),
               HasSubstr("\"content\":\"b unaffected\""));
+  EXPECT_EQ(host_->plugin_status("echo@b")->pid, b->pid);
   server_->stop();
   server_.reset();
   ASSERT_TRUE(host_->deactivate_plugin("echo").ok());
@@ -497,6 +401,7 @@ TEST_F(HttpServerTest, EachTenantGetsItsOwnWorkerUnlessThePluginIsShared) {
   shared.shared_plugins = {"echo"};
   start_server(shared);
   EXPECT_FALSE(host_->plugin_status("echo@a").ok());
+  EXPECT_FALSE(host_->plugin_status("echo@b").ok());
   Connection d(port());
   d.send(with_key(post("/v1/chat/completions", chat_body("echo", "shared", false)), "key-a"));
   EXPECT_THAT(d.read_until("}}", std::chrono::seconds(10)), HasSubstr("\"content\":\"shared\""));
@@ -593,6 +498,64 @@ TEST_F(HttpServerTest, ShutdownLetsAStreamInFlightFinishAndRefusesNewRequests) {
   EXPECT_THAT(all, HasSubstr("\"finish_reason\":\"stop\""));
   EXPECT_THAT(all, HasSubstr("data: [DONE]"));
   EXPECT_FALSE(Connection(bound).connected());  // no longer accepting
+}
+
+TEST_F(HttpServerTest, AClientStillSendingA64MiBBodyReadsTheWhole413EveryTime) {
+  make_host();
+  ASSERT_FALSE(HasFailure());
+  activate_echo();
+  ASSERT_FALSE(HasFailure());
+  ServerOptions options;
+  options.max_body_bytes = 1u << 20;
+  start_server(options);
+  const size_t body_bytes = size_t{64} << 20;
+  const std::string chunk(1u << 20, 'x');
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    SCOPED_TRACE(attempt);
+    Connection c(port());
+    ASSERT_TRUE(c.connected());
+    // As a plain client does: the whole request first, then the answer.
+    bool sent = c.send(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+        "Content-Type: application/json\r\nContent-Length: " +
+        std::to_string(body_bytes) + "\r\n\r\n");
+    for (size_t left = body_bytes; sent && left > 0; left -= chunk.size()) sent = c.send(chunk);
+    EXPECT_TRUE(sent) << "the server reset the connection while the body was being sent";
+    const std::string got = c.read_until("never", std::chrono::seconds(60));
+    EXPECT_THAT(got, HasSubstr("413 Payload Too Large"));
+    EXPECT_THAT(got, HasSubstr("\"code\":\"request_too_large\"}}"));
+    EXPECT_TRUE(c.closed_by_peer());
+    EXPECT_FALSE(c.reset_by_peer());
+  }
+  // The server still answers.
+  EXPECT_THAT(ask(get("/healthz"), "\"ok\""), HasSubstr("200 OK"));
+}
+
+TEST_F(HttpServerTest, ATenantsTokenBudgetIsChargedWithTheTokensTheHostForwarded) {
+  // This worker streams every token but reports that it generated one.
+  install_hostile("underreport_usage");
+  make_host();
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(host_->register_plugin(root_ / "plugins" / "hostile_underreport_usage").ok());
+  ASSERT_TRUE(host_->activate_plugin("hostile_underreport_usage").ok());
+  ServerOptions options;
+  options.tenants = {
+      tenant("a", "key-a", {"hostile_underreport_usage"}, {.tokens_per_minute = 30})};
+  start_server(options);
+  const std::string prompt(60, 'p');
+  const std::string first =
+      ask(with_key(post("/v1/completions",
+                        R"({"model": "hostile_underreport_usage", "max_tokens": 100, "prompt": ")" +
+                            prompt + R"("})"),
+                   "key-a"));
+  EXPECT_THAT(first, HasSubstr("200 OK"));
+  EXPECT_THAT(first, HasSubstr("\"completion_tokens\":60"));
+  // 60 tokens against 30 a minute: the next request waits for the budget to refill.
+  const std::string second = ask(
+      with_key(post("/v1/completions", R"({"model": "hostile_underreport_usage", "prompt": "q"})"),
+               "key-a"));
+  EXPECT_THAT(second, HasSubstr("429 Too Many Requests"));
+  EXPECT_THAT(second, HasSubstr("tokens per minute"));
 }
 
 }  // namespace
