@@ -80,6 +80,21 @@ TEST_F(StreamResumeTest, ACrashedRequestIsToldTheReasonButNotTheWorkersStderrOrP
   EXPECT_THAT(status->last_crash, HasSubstr("signal 11 (SEGV)"));
 }
 
+TEST_F(StreamResumeTest, TheHostLogCarriesNoTerminalControlsFromAWorkersStderr) {
+  start_hostile("resume_crash");
+  ASSERT_FALSE(HasFailure());
+  ::testing::internal::CaptureStderr();
+  // Sets the terminal's title and clears the screen, if printed raw.
+  auto r = host_->generate(name_, "abcdef \x1b]0;pwned\x07\x1b[2J", {.max_tokens = 100});
+  // Both crashes are reported by the time the request has its answer.
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(log, HasSubstr("pio host: plugin \"" + name_ + "\""));
+  EXPECT_THAT(log, HasSubstr("pwned"));
+  EXPECT_EQ(log.find('\x1b'), std::string::npos);
+  EXPECT_EQ(log.find('\x07'), std::string::npos);
+}
+
 TEST_F(StreamResumeTest, AQuarantinedPluginsRefusalCarriesTheReasonButNotTheWorkersStderr) {
   start_hostile("resume_crash", {{"restart", {{"max_crashes", 1}, {"window_ms", 60000}}}});
   ASSERT_FALSE(HasFailure());
