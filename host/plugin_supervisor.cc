@@ -8,10 +8,12 @@
 #include <cstdio>
 
 #include "fmt/format.h"
+#include "internal/sealed_library.h"
 #include "internal/worker_text.h"
 #include "pio/ipc/envelope.h"
 #include "pio/ipc/socket_packet.h"
 #include "pio/plugin_sdk/worker_protocol.h"
+#include "pio/sandbox/worker_side.h"
 
 namespace pio::host::internal {
 
@@ -151,12 +153,22 @@ void PluginSupervisor::spawn_worker() {
   if (!log.ok()) return fail_start(log.status());
   w->log = *log;
 
+  // The worker maps these checked, sealed bytes, not whatever the path holds by now.
+  auto library = seal_plugin_library(manifest_);
+  if (!library.ok()) {
+    w->library_refused = true;
+    return fail_start(library.status());
+  }
+
   sandbox::SpawnRequest request;
   request.worker_path = worker_path_;
   for (const auto& root : settings_.model_roots) {
     request.args.push_back("--model-root");
     request.args.push_back(root.string());
   }
+  request.args.push_back("--library-fd");
+  request.args.push_back(std::to_string(sandbox::kPluginLibraryFd));
+  request.library_fd = library->get();
   request.args.push_back(manifest_.library_path().string());
   request.plugin_dir = manifest_.directory;
   request.model_dirs = settings_.model_roots;
@@ -672,7 +684,9 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
   const auto now = Clock::now();
   crash_times_.push_back(now);
   while (!crash_times_.empty() && now - crash_times_.front() > settings_.restart.window) crash_times_.pop_front();
-  const bool quarantine = crash_times_.size() >= settings_.restart.max_crashes;
+  // A library that no longer matches its manifest will not match on a retry either.
+  const bool quarantine =
+      w->library_refused || crash_times_.size() >= settings_.restart.max_crashes;
   // In-flight requests end now, except generations that continue on the restarted worker (ahead
   // of the requests queued meanwhile, in their order); queued ones wait for the restart (or fail
   // on quarantine).
@@ -694,6 +708,12 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
       }
       submission.on_fail(status);
     }
+  }
+  if (quarantine && w->library_refused) {
+    set_state(PluginState::kQuarantined);
+    fail_all(failed_precondition_error(fmt::format(
+        "{} is quarantined: {}; then deactivate and activate it again", who(), what)));
+    return;
   }
   if (quarantine) {
     set_state(PluginState::kQuarantined);

@@ -3,7 +3,6 @@
 #include <dlfcn.h>
 
 #include <cstddef>
-
 #include <utility>
 
 #include "fmt/format.h"
@@ -56,8 +55,19 @@ Status check_api(const std::filesystem::path& path, const pio_plugin_api* api) {
 }  // namespace
 
 Result<PluginLibrary> PluginLibrary::open(const std::filesystem::path& path) {
+  return load(path.c_str(), path);
+}
+
+Result<PluginLibrary> PluginLibrary::open_descriptor(int fd,
+                                                     const std::filesystem::path& shown_as) {
+  const std::string name = fmt::format("/proc/self/fd/{}", fd);
+  return load(name.c_str(), shown_as);
+}
+
+Result<PluginLibrary> PluginLibrary::load(const char* dlopen_name,
+                                          const std::filesystem::path& path) {
   // RTLD_LOCAL: a plugin's symbols never resolve another plugin's or the worker's references.
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* handle = dlopen(dlopen_name, RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* why = dlerror();
     return failed_precondition_error(

@@ -53,6 +53,7 @@ struct WorkerIncarnation {
   bool can_resume = false;  // its Hello lists sdk::kCapabilityResume
   std::string kill_reason;  // why the host killed it, when it did
   Status spawn_error;       // why it never started (no process then)
+  bool library_refused = false;  // its library no longer matches the manifest: quarantine now
   std::chrono::steady_clock::time_point spawned_at;
   // Messages its full lane could not take yet, oldest first (PluginSupervisor::send), and since
   // when the lane last took one while some waited.

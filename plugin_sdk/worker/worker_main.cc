@@ -2,8 +2,11 @@
 // channel, installs the sandbox's stage-2 filter, and only then loads the plugin library: no plugin
 // code (not even a static constructor) runs before the sandbox is complete.
 //
-//   pio-worker [--control-fd N] [--arena-fd N] [--stage2-fd N] [--model-root DIR]... PLUGIN.so
+//   pio-worker [--control-fd N] [--arena-fd N] [--stage2-fd N] [--library-fd N]
+//              [--model-root DIR]... PLUGIN.so
 //
+// With --library-fd the library is loaded from that descriptor (the sealed copy whose sha256 the
+// host checked) and PLUGIN.so only names it in messages; without it, from the path.
 // Defaults are the descriptors the sandbox's launcher sets up (pio/sandbox/worker_side.h). The
 // protocol and the exit codes are in pio/plugin_sdk/worker_protocol.h.
 
@@ -33,13 +36,14 @@ struct Options {
   int control_fd = pio::sandbox::kControlFd;
   int arena_fd = pio::sandbox::kArenaFd;
   int stage2_fd = pio::sandbox::kStage2FilterFd;
+  int library_fd = -1;
   std::vector<std::filesystem::path> model_roots;
   std::string plugin;
 };
 
 constexpr const char* kUsage =
-    "usage: pio-worker [--control-fd N] [--arena-fd N] [--stage2-fd N] [--model-root DIR]... "
-    "PLUGIN_LIBRARY\n";
+    "usage: pio-worker [--control-fd N] [--arena-fd N] [--stage2-fd N] [--library-fd N] "
+    "[--model-root DIR]... PLUGIN_LIBRARY\n";
 
 bool parse_fd(std::string_view text, int* out) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
@@ -51,10 +55,11 @@ pio::Result<Options> parse_args(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-    int* fd_target = arg == "--control-fd"  ? &options.control_fd
-                     : arg == "--arena-fd"  ? &options.arena_fd
-                     : arg == "--stage2-fd" ? &options.stage2_fd
-                                            : nullptr;
+    int* fd_target = arg == "--control-fd"   ? &options.control_fd
+                     : arg == "--arena-fd"   ? &options.arena_fd
+                     : arg == "--stage2-fd"  ? &options.stage2_fd
+                     : arg == "--library-fd" ? &options.library_fd
+                                             : nullptr;
     if (fd_target != nullptr) {
       const char* v = value();
       if (v == nullptr || !parse_fd(v, fd_target)) {
@@ -138,7 +143,11 @@ int run(int argc, char** argv) {
   }
 
   // From here on plugin code runs (static constructors included), under the complete sandbox.
-  auto library = pio::sdk::PluginLibrary::open(options->plugin);
+  auto library = options->library_fd >= 0 ? pio::sdk::PluginLibrary::open_descriptor(
+                                                options->library_fd, options->plugin)
+                                          : pio::sdk::PluginLibrary::open(options->plugin);
+  // The mapping stays; the descriptor is not left to plugin code.
+  if (options->library_fd >= 0) close(options->library_fd);
   if (!library.ok()) return fail(*channel, WorkerExitCode::kPluginLoad, library.status());
   const pio_plugin_api& api = library->api();
   pio_plugin* plugin = nullptr;

@@ -3,12 +3,14 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "host_fixture.h"
 
@@ -16,6 +18,7 @@ namespace pio::host {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 class SupervisionTest : public testing::HostFixture {
@@ -33,7 +36,8 @@ class SupervisionTest : public testing::HostFixture {
   Status crash_once() {
     const float x = 1.0f;
     InferRequest request;
-    request.inputs.push_back({"x", wire::DType::F32, {1}, std::as_bytes(std::span<const float>(&x, 1))});
+    request.inputs.push_back(
+        {"x", wire::DType::F32, {1}, std::as_bytes(std::span<const float>(&x, 1))});
     return host_->execute_plugin("hostile_segv_infer", std::move(request)).status();
   }
   // A text request waits for the restarted worker and must be answered by it.
@@ -49,7 +53,8 @@ class SupervisionTest : public testing::HostFixture {
     for (const auto& controller : fs::directory_iterator("/sys/fs/cgroup", ec)) {
       const fs::path parent = controller.path() / ("pio-" + host_->config().instance_name);
       if (!fs::is_directory(parent, ec)) continue;
-      for (const auto& child : fs::directory_iterator(parent, ec)) n += child.is_directory(ec) ? 1 : 0;
+      for (const auto& child : fs::directory_iterator(parent, ec))
+        n += child.is_directory(ec) ? 1 : 0;
     }
     return n;
   }
@@ -75,14 +80,17 @@ TEST_F(SupervisionTest, ARequestWaitingForARestartStillEndsAtItsDeadline) {
   start_segv(R"({"max_crashes": 5, "backoff_initial_ms": 3000, "backoff_max_ms": 3000})");
   ASSERT_FALSE(HasFailure());
   EXPECT_EQ(crash_once().code(), ErrorCode::kWorkerCrashed);
-  auto r = host_->generate("hostile_segv_infer", "late", {.max_tokens = 5, .deadline = std::chrono::milliseconds(200)});
+  auto r = host_->generate("hostile_segv_infer", "late",
+                           {.max_tokens = 5, .deadline = std::chrono::milliseconds(200)});
   EXPECT_EQ(r.status().code(), ErrorCode::kDeadlineExceeded) << r.status().to_string();
-  EXPECT_THAT(r.status().message(), HasSubstr("while it waited for the worker to (re)start (state backoff)"));
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("while it waited for the worker to (re)start (state backoff)"));
   expect_echo_answers();
 }
 
 TEST_F(SupervisionTest, APluginThatKeepsCrashingIsQuarantinedUntilReactivated) {
-  start_segv(R"({"max_crashes": 3, "window_ms": 60000, "backoff_initial_ms": 5, "backoff_max_ms": 20})");
+  start_segv(
+      R"({"max_crashes": 3, "window_ms": 60000, "backoff_initial_ms": 5, "backoff_max_ms": 20})");
   ASSERT_FALSE(HasFailure());
   for (int i = 0; i < 3; ++i) {
     Status s = crash_once();
@@ -144,7 +152,8 @@ TEST_F(SupervisionTest, ManyCrashRestartCyclesLeakNothing) {
     expect_served_again();
     ASSERT_FALSE(HasFailure()) << "cycle " << i;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("leak check: %d crash/restart cycles in %.2f s (%.1f ms each)\n", kCycles, seconds,
               1000.0 * seconds / kCycles);
   EXPECT_EQ(testing::count_open_fds(), fds);
@@ -153,8 +162,51 @@ TEST_F(SupervisionTest, ManyCrashRestartCyclesLeakNothing) {
   EXPECT_EQ(count_worker_cgroups(), cgroups);
   const size_t rss_after = testing::resident_bytes();
   EXPECT_LT(rss_after, rss + (2u << 20)) << "RSS grew from " << rss << " to " << rss_after;
-  EXPECT_EQ(host_->plugin_status("hostile_segv_infer")->restarts, static_cast<uint32_t>(kCycles + 5));
+  EXPECT_EQ(host_->plugin_status("hostile_segv_infer")->restarts,
+            static_cast<uint32_t>(kCycles + 5));
   expect_echo_answers();
+}
+
+TEST_F(SupervisionTest, ALibrarySwappedOnDiskAfterActivationIsRefusedAtRestartAndQuarantined) {
+  install_hostile("segv_infer");
+  make_host(R"({"instance_name": "swap)" + std::to_string(getpid()) +
+            R"(", "plugins": {"echo": {"restart": {"max_crashes": 3, "window_ms": 60000,
+                "backoff_initial_ms": 5, "backoff_max_ms": 20}}}})");
+  ASSERT_FALSE(HasFailure());
+  activate_echo();
+  ASSERT_FALSE(HasFailure());
+  expect_echo_answers();
+  // Another valid plugin library takes the checked one's place, as a rename by whoever can write
+  // the plugin dir would put it there.
+  const fs::path library = root_ / "plugins" / "echo" / "libecho.so";
+  const fs::path swapped = root_ / "plugins" / "echo" / "libecho.so.new";
+  fs::copy_file(root_ / "plugins" / "hostile_segv_infer" / "libhostile_segv_infer.so", swapped);
+  chmod(swapped.c_str(), 0755);
+  fs::rename(swapped, library);
+  const pid_t pid = host_->plugin_status("echo")->pid;
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (host_->plugin_status("echo")->state != PluginState::kQuarantined &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto status = host_->plugin_status("echo");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->state, PluginState::kQuarantined);
+  EXPECT_THAT(status->last_crash, HasSubstr("sha256 mismatch"));
+  // The swapped library never ran: no worker of it got as far as saying Hello.
+  EXPECT_THAT(status->last_crash, Not(HasSubstr("Hello")));
+  EXPECT_EQ(status->crashes, 2u);  // the kill, then the refused restart
+
+  const float x = 1.0f;
+  InferRequest request;
+  request.inputs.push_back(
+      {"x", wire::DType::F32, {1}, std::as_bytes(std::span<const float>(&x, 1))});
+  Status refused = host_->execute_plugin("echo", std::move(request)).status();
+  EXPECT_EQ(refused.code(), ErrorCode::kFailedPrecondition) << refused.to_string();
+  EXPECT_THAT(refused.message(), HasSubstr("sha256 mismatch"));
 }
 
 }  // namespace

@@ -20,6 +20,10 @@ class PluginLibrary {
   // pio_plugin_entry, a NULL table (the plugin does not speak PIO_PLUGIN_ABI_VERSION), a table of
   // another ABI version or smaller than this build's, a required function missing.
   static Result<PluginLibrary> open(const std::filesystem::path& path);
+  // Loads the library the open descriptor `fd` holds (through /proc/self/fd/N, so /proc must be
+  // mounted): what is mapped is what the descriptor holds, whatever happens to `shown_as` on
+  // disk. Messages and path() name `shown_as`. The caller keeps (and may close) `fd`.
+  static Result<PluginLibrary> open_descriptor(int fd, const std::filesystem::path& shown_as);
 
   PluginLibrary(PluginLibrary&& other) noexcept;
   PluginLibrary& operator=(PluginLibrary&& other) noexcept;
@@ -32,6 +36,7 @@ class PluginLibrary {
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  static Result<PluginLibrary> load(const char* dlopen_name, const std::filesystem::path& path);
   PluginLibrary(void* handle, const pio_plugin_api* api, std::filesystem::path path)
       : handle_(handle), api_(api), path_(std::move(path)) {}
   void* handle_ = nullptr;
