@@ -11,11 +11,7 @@
 // A worker runs one generation at a time, so each plugin's clients queue behind each other: the
 // request deadlines below are sized for the longest queue, not for one stream.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -33,6 +29,7 @@
 #include <vector>
 
 #include "host_fixture.h"
+#include "http_exchange.h"
 #include "http_server.h"
 
 #ifndef PIO_LOAD_TEST_SECONDS
@@ -42,6 +39,10 @@
 namespace pio::server {
 namespace {
 
+using testing::classify;
+using testing::exchange;
+using testing::Outcome;
+using testing::post;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -54,133 +55,6 @@ constexpr char kVictim[] = "hostile_slow_drip";
 // 56 echo streams of ~64 characters at 5 ms queue for ~18 s on the one echo worker; a stream
 // that takes longer than this is a hang, not a slow machine.
 constexpr auto kStreamTimeout = seconds(120);
-
-// One HTTP exchange on its own connection ("Connection: close": the response ends at EOF).
-// Returns everything the server sent; empty when it could not connect.
-std::string exchange(uint16_t port, const std::string& request, Clock::duration timeout) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return {};
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string received;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    size_t sent = 0;
-    while (sent < request.size()) {
-      const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      sent += static_cast<size_t>(n);
-    }
-    const auto end = Clock::now() + timeout;
-    for (;;) {
-      const auto left = std::chrono::duration_cast<milliseconds>(end - Clock::now()).count();
-      if (left <= 0) break;
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
-      char buf[4096];
-      const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      received.append(buf, static_cast<size_t>(n));
-    }
-  }
-  ::close(fd);
-  return received;
-}
-
-std::string post(const std::string& target, const std::string& body) {
-  return "POST " + target +
-         " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n"
-         "Content-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body;
-}
-
-// What one streamed request came to, read from the raw bytes.
-struct Outcome {
-  enum Kind { kCompleted, kWorkerCrashed, kBroken } kind = kBroken;
-  std::string text;  // the streamed text (completed)
-  std::string why;   // what was wrong (broken)
-};
-
-// Decodes the HTTP response (chunked or not) and its server-sent events.
-Outcome classify(const std::string& raw, bool chat) {
-  Outcome out;
-  const size_t head_end = raw.find("\r\n\r\n");
-  if (head_end == std::string::npos || raw.size() < 12) {
-    out.why = raw.empty() ? "no answer" : "no complete header: " + raw.substr(0, 200);
-    return out;
-  }
-  const int status = std::atoi(raw.c_str() + 9);
-  std::string head = raw.substr(0, head_end);
-  std::transform(head.begin(), head.end(), head.begin(), ::tolower);
-  std::string body;
-  size_t at = head_end + 4;
-  if (head.find("transfer-encoding: chunked") != std::string::npos) {
-    for (;;) {
-      const size_t line_end = raw.find("\r\n", at);
-      if (line_end == std::string::npos) break;
-      const size_t size = std::strtoul(raw.c_str() + at, nullptr, 16);
-      if (size == 0 || line_end + 2 + size > raw.size()) break;
-      body.append(raw, line_end + 2, size);
-      at = line_end + 2 + size + 2;
-    }
-  } else {
-    body = raw.substr(at);
-  }
-  if (status != 200) {
-    // A crash before the first chunk: the ordinary error response, not a stream.
-    const auto error = nlohmann::json::parse(body, nullptr, false);
-    if (status == 503 && error.is_object() && error.contains("error") &&
-        error["error"].value("code", "") == "worker_crashed") {
-      out.kind = Outcome::kWorkerCrashed;
-    } else {
-      out.why = "HTTP " + std::to_string(status) + ": " + body.substr(0, 300);
-    }
-    return out;
-  }
-  bool done = false;
-  std::string error_code;
-  size_t event_at = 0;
-  while (event_at < body.size()) {
-    size_t event_end = body.find("\n\n", event_at);
-    if (event_end == std::string::npos) event_end = body.size();
-    const std::string event = body.substr(event_at, event_end - event_at);
-    event_at = event_end + 2;
-    if (event.rfind("data: ", 0) != 0) continue;
-    const std::string data = event.substr(6);
-    if (data == "[DONE]") {
-      done = true;
-      continue;
-    }
-    const auto j = nlohmann::json::parse(data, nullptr, false);
-    if (!j.is_object()) {
-      out.why = "an event that is not JSON: " + data.substr(0, 200);
-      return out;
-    }
-    if (j.contains("error")) {
-      error_code = j["error"].value("code", "(no code)");
-      continue;
-    }
-    if (!j.contains("choices") || j["choices"].empty()) continue;
-    const auto& choice = j["choices"][0];
-    if (chat && choice.contains("delta") && choice["delta"].contains("content")) {
-      out.text += choice["delta"]["content"].get<std::string>();
-    } else if (!chat && choice.contains("text")) {
-      out.text += choice["text"].get<std::string>();
-    }
-  }
-  if (!done) {
-    out.why = "the stream ended without data: [DONE] after " + std::to_string(raw.size()) +
-              " bytes (text so far \"" + out.text + "\")";
-  } else if (error_code == "worker_crashed") {
-    out.kind = Outcome::kWorkerCrashed;
-  } else if (!error_code.empty()) {
-    out.why = "an error event with code " + error_code;
-  } else {
-    out.kind = Outcome::kCompleted;
-  }
-  return out;
-}
 
 // The echo text of one request: its own, so that a stream carrying another's text shows.
 std::string echo_text(int client, int request) {
@@ -314,7 +188,9 @@ TEST_F(ServerLoadTest, SixtyFourStreamsWithAWorkerKilledEveryTenSecondsLoseOnlyT
                                          {"stream", true}})
                              .dump());
         }
-        const Outcome got = classify(exchange(port, request, kStreamTimeout), /*chat=*/!victim);
+        const Outcome got =
+            classify(exchange(port, request, kStreamTimeout), /*chat=*/!victim, /*stream=*/true);
+        const bool crashed = got.kind == Outcome::kError && got.error_code == "worker_crashed";
         const std::string who = std::string(victim ? kVictim : "echo") + " client " +
                                 std::to_string(c) + " request " + std::to_string(r) + ": ";
         if (got.kind == Outcome::kCompleted && got.text != text) {
@@ -322,13 +198,14 @@ TEST_F(ServerLoadTest, SixtyFourStreamsWithAWorkerKilledEveryTenSecondsLoseOnlyT
         } else if (got.kind == Outcome::kCompleted) {
           std::lock_guard lock(tally.mu);
           ++(victim ? tally.victim_completed : tally.echo_completed);
-        } else if (got.kind == Outcome::kWorkerCrashed && victim) {
+        } else if (crashed && victim) {
           std::lock_guard lock(tally.mu);
           ++tally.victim_crashed;
-        } else if (got.kind == Outcome::kWorkerCrashed) {
+        } else if (crashed) {
           tally.fail(who + "failed with worker_crashed, but only the victim's worker was killed");
         } else {
-          tally.fail(who + got.why);
+          tally.fail(who + (got.kind == Outcome::kError ? "an error with code " + got.error_code
+                                                        : got.why));
         }
       }
     });
