@@ -16,6 +16,8 @@
 #include <immintrin.h>
 #endif
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,12 +28,10 @@
 #include <string>
 #include <vector>
 
-#include <sys/stat.h>
-
 #include "pio/host/host.h"
 #include "pio/kernels/gemv_bf16.h"
-#include "pio/plugin_sdk/in_process_plugin.h"
 #include "pio/kernels/thread_pool.h"
+#include "pio/plugin_sdk/in_process_plugin.h"
 #include "pio/runtime/checkpoint.h"
 #include "pio/runtime/mkmodel.h"
 #include "pio/runtime/qwen3_model.h"
@@ -158,8 +158,9 @@ void ensure_tokenizer(const fs::path& dir) {
     const fs::path from = fs::path(PIO_BENCH_TOKENIZER_DIR) / f;
     std::error_code ec;
     fs::copy_file(from, dir / f, ec);
-    if (ec) die("cannot copy " + from.string() + ": " + ec.message() +
-                " (run scripts/fetch-test-data.sh)");
+    if (ec)
+      die("cannot copy " + from.string() + ": " + ec.message() +
+          " (run scripts/fetch-test-data.sh)");
     chmod((dir / f).c_str(), 0644);
   }
 }
@@ -354,8 +355,7 @@ struct PluginRuns {
     for (const auto& e : fs::recursive_directory_iterator(r.root)) chmod(e.path().c_str(), 0755);
     chmod(r.root.c_str(), 0755);
 
-    auto direct = pio::sdk::InProcessPlugin::load(plugin / "libqwen3_0_6b.so",
-                                                  R"({"threads": 2})");
+    auto direct = pio::sdk::InProcessPlugin::load(plugin / "libqwen3_0_6b.so", R"({"threads": 2})");
     if (!direct.ok()) die(direct.status().to_string());
     r.direct = std::move(*direct);
     pio::Status loaded = r.direct->load_model(checkpoint_dir());

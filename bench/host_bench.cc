@@ -16,6 +16,7 @@
 //                                     worker has released its memory ~80 us after the SIGKILL
 //   ColdSpawn                         activate_plugin: spawn in the sandbox, Hello, initialize
 //   Summary                           the ratios the targets are stated in
+#include <benchmark/benchmark.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -29,11 +30,8 @@
 #include <thread>
 #include <vector>
 
-#include <benchmark/benchmark.h>
-
-#include "latency_samples.h"
-
 #include "ipc_bench_protocol.h"
+#include "latency_samples.h"
 #include "pio/host/host.h"
 #include "pio/plugin_sdk/in_process_plugin.h"
 
@@ -144,7 +142,8 @@ void BM_SandboxedTensor1MiB(benchmark::State& state) {
   Samples samples;
   for (auto _ : state) {
     host::InferRequest request;
-    request.inputs.push_back({"x", wire::DType::U8, {1 << 20}, std::as_bytes(std::span<const uint8_t>(tensor()))});
+    request.inputs.push_back(
+        {"x", wire::DType::U8, {1 << 20}, std::as_bytes(std::span<const uint8_t>(tensor()))});
     const auto t0 = Clock::now();
     auto out = b.host->execute_plugin("echo", std::move(request));
     const auto d = Clock::now() - t0;
@@ -173,8 +172,8 @@ void BM_InProcessTensor1MiB(benchmark::State& state) {
 }
 
 void BM_RawFutexPingPong(benchmark::State& state) {
-  auto* page = static_cast<bench::FutexPage*>(
-      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
+  auto* page = static_cast<bench::FutexPage*>(mmap(
+      nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
   if (page == MAP_FAILED) std::exit(2);
   std::memset(page, 0, sizeof(*page));
   const auto rounds = static_cast<uint32_t>(state.max_iterations);
@@ -217,7 +216,8 @@ void BM_CrashRecovery(benchmark::State& state) {
       auto s = b.host->plugin_status("echo");
       check(s.status(), "status");
       const auto now = Clock::now();
-      if (t_detected == Clock::time_point{} && (s->pid != before->pid || s->state != host::PluginState::kReady)) {
+      if (t_detected == Clock::time_point{} &&
+          (s->pid != before->pid || s->state != host::PluginState::kReady)) {
         t_detected = now;
       }
       if (t_classified == Clock::time_point{} && s->crashes != before->crashes) t_classified = now;
@@ -257,19 +257,23 @@ void BM_Summary(benchmark::State& state) {
   auto ratio = [&](const char* a, const char* b) { return f[b] > 0 ? f[a] / f[b] : 0.0; };
   const double overhead = f["sandboxed_small.p50_us"] - f["in_process_small.p50_us"];
   f["small_overhead.p50_us"] = overhead;
-  f["small_overhead_vs_futex"] = f["raw_futex_ping_pong.p50_us"] > 0 ? overhead / f["raw_futex_ping_pong.p50_us"] : 0;
+  f["small_overhead_vs_futex"] =
+      f["raw_futex_ping_pong.p50_us"] > 0 ? overhead / f["raw_futex_ping_pong.p50_us"] : 0;
   f["ready_vs_cold_spawn"] = ratio("crash_to_ready.p50_us", "cold_spawn.p50_us");
   for (const auto& [k, v] : f) state.counters[k] = v;
   std::printf(
       "\nhost summary (p50, same run):\n"
-      "  small request   sandboxed %8.2f us   in-process %8.2f us   overhead %8.2f us = %.2fx the raw futex round trip %.2f us (target <= 2)\n"
+      "  small request   sandboxed %8.2f us   in-process %8.2f us   overhead %8.2f us = %.2fx the "
+      "raw futex round trip %.2f us (target <= 2)\n"
       "  1 MiB tensor    sandboxed %8.2f us   in-process %8.2f us   ratio %.2f\n"
       "  crash detected  %8.2f us (target <= 1000)   exit classified %8.2f us\n"
       "  ready again     %8.2f us   cold spawn %8.2f us   ratio %.2f (target <= 1.5)\n",
-      f["sandboxed_small.p50_us"], f["in_process_small.p50_us"], overhead, f["small_overhead_vs_futex"],
-      f["raw_futex_ping_pong.p50_us"], f["sandboxed_tensor_1MiB.p50_us"], f["in_process_tensor_1MiB.p50_us"],
-      ratio("sandboxed_tensor_1MiB.p50_us", "in_process_tensor_1MiB.p50_us"), f["crash_to_detected.p50_us"],
-      f["crash_to_exit_classified.p50_us"], f["crash_to_ready.p50_us"], f["cold_spawn.p50_us"], f["ready_vs_cold_spawn"]);
+      f["sandboxed_small.p50_us"], f["in_process_small.p50_us"], overhead,
+      f["small_overhead_vs_futex"], f["raw_futex_ping_pong.p50_us"],
+      f["sandboxed_tensor_1MiB.p50_us"], f["in_process_tensor_1MiB.p50_us"],
+      ratio("sandboxed_tensor_1MiB.p50_us", "in_process_tensor_1MiB.p50_us"),
+      f["crash_to_detected.p50_us"], f["crash_to_exit_classified.p50_us"],
+      f["crash_to_ready.p50_us"], f["cold_spawn.p50_us"], f["ready_vs_cold_spawn"]);
 }
 
 BENCHMARK(BM_RawFutexPingPong)->UseManualTime()->Iterations(20000);

@@ -7,6 +7,7 @@
 //                           worker's own time writing it: delivery + hand-over, which must not
 //                           grow with the size (zero copy)
 //   Summary                 the ratios the targets are stated in
+#include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -20,11 +21,8 @@
 #include <string>
 #include <vector>
 
-#include <benchmark/benchmark.h>
-
-#include "latency_samples.h"
-
 #include "ipc_bench_protocol.h"
+#include "latency_samples.h"
 #include "pio/ipc/arena_layout.h"
 #include "pio/ipc/channel.h"
 #include "pio/ipc/shm_ring.h"
@@ -80,8 +78,8 @@ struct Peer {
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, raw) != 0) std::exit(2);
     UniqueFd futex_fd(memfd_create("bench-futex", MFD_CLOEXEC));
     if (ftruncate(futex_fd.get(), 4096) != 0) std::exit(2);
-    p.futex = static_cast<bench::FutexPage*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE,
-                                                  MAP_SHARED | MAP_POPULATE, futex_fd.get(), 0));
+    p.futex = static_cast<bench::FutexPage*>(
+        mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, futex_fd.get(), 0));
     const std::string exe =
         (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "bench_ipc_peer").string();
     const int fds[] = {control->second.get(), p.arena->fd(), raw[1], futex_fd.get()};
@@ -113,7 +111,9 @@ struct Peer {
     check(channel->send(ipc::builder_bytes(fbb)), "send command");
   }
 
-  void receive(ipc::InboundMessage* in) { check(channel->receive(in, ipc::deadline_after(30s)), "receive"); }
+  void receive(ipc::InboundMessage* in) {
+    check(channel->receive(in, ipc::deadline_after(30s)), "receive");
+  }
 };
 
 void report(benchmark::State& state, Samples& samples, const std::string& name) {
@@ -151,7 +151,8 @@ void BM_RawSocketPingPong(benchmark::State& state) {
   char b = 1;
   for (auto _ : state) {
     const auto t0 = ipc::Clock::now();
-    if (write(peer.raw_socket.get(), &b, 1) != 1 || read(peer.raw_socket.get(), &b, 1) != 1) std::exit(2);
+    if (write(peer.raw_socket.get(), &b, 1) != 1 || read(peer.raw_socket.get(), &b, 1) != 1)
+      std::exit(2);
     const auto d = ipc::Clock::now() - t0;
     samples.add(d);
     state.SetIterationTime(std::chrono::duration<double>(d).count());
@@ -234,7 +235,8 @@ void BM_SendTensor(benchmark::State& state) {
     check(slot.status(), "allocate");
     std::memcpy(peer.arena->data() + slot->offset, src.data(), bytes);  // the one copy
     fbb.Clear();
-    auto desc = ipc::build_tensor_desc(fbb, "x", wire::DType::U8, shape, wire::Ring::HostToWorker, *slot);
+    auto desc =
+        ipc::build_tensor_desc(fbb, "x", wire::DType::U8, shape, wire::Ring::HostToWorker, *slot);
     check(desc.status(), "desc");
     std::vector<flatbuffers::Offset<wire::TensorDesc>> inputs{*desc};
     ipc::finish_envelope(fbb, peer.next_id++, wire::Message::Infer,
@@ -268,7 +270,8 @@ void BM_OutputHandover(benchmark::State& state) {
       if (*got) break;
     }
     const auto* result = in.envelope().message_as_Result();
-    auto view = ipc::validate_tensor_desc(result->outputs()->Get(0), wire::Ring::WorkerToHost, bounds);
+    auto view =
+        ipc::validate_tensor_desc(result->outputs()->Get(0), wire::Ring::WorkerToHost, bounds);
     check(view.status(), "validate output");
     benchmark::DoNotOptimize(view->data[0]);
     const int64_t total = bench::monotonic_ns() - sent_at;
@@ -300,21 +303,26 @@ void BM_Summary(benchmark::State& state) {
       ratio("channel_round_trip.p50_us", "raw_futex_always_wake_ping_pong.p50_us");
   state.counters["rt_vs_spin_futex"] =
       ratio("channel_round_trip.p50_us", "raw_futex_ping_pong.p50_us");
-  state.counters["rt_vs_socket"] = ratio("channel_round_trip.p50_us", "raw_socket_ping_pong.p50_us");
+  state.counters["rt_vs_socket"] =
+      ratio("channel_round_trip.p50_us", "raw_socket_ping_pong.p50_us");
   state.counters["send64_vs_memcpy"] = ratio("send_tensor_64MiB.p50_us", "memcpy_64MiB.p50_us");
-  state.counters["handover_64M_vs_4K"] = ratio("output_handover_64MiB.p50_us", "output_handover_4KiB.p50_us");
+  state.counters["handover_64M_vs_4K"] =
+      ratio("output_handover_64MiB.p50_us", "output_handover_4KiB.p50_us");
   std::printf(
       "\nipc summary (p50, same run):\n"
-      "  channel round trip    %8.2f us   raw futex %8.2f us (spin-only %.2f us)   raw socket %8.2f us\n"
+      "  channel round trip    %8.2f us   raw futex %8.2f us (spin-only %.2f us)   raw socket "
+      "%8.2f us\n"
       "                        ratio vs futex %.2f (target <= 2), vs spin-only futex %.2f\n"
       "  send 64 MiB tensor    %8.0f us   one memcpy %7.0f us   ratio %.2f (target <= 1.2)\n"
-      "  output hand-over      4 KiB %.2f us   1 MiB %.2f us   64 MiB %.2f us   64M/4K %.2f (target ~1)\n",
+      "  output hand-over      4 KiB %.2f us   1 MiB %.2f us   64 MiB %.2f us   64M/4K %.2f "
+      "(target ~1)\n",
       f["channel_round_trip.p50_us"], f["raw_futex_always_wake_ping_pong.p50_us"],
       f["raw_futex_ping_pong.p50_us"], f["raw_socket_ping_pong.p50_us"],
       ratio("channel_round_trip.p50_us", "raw_futex_always_wake_ping_pong.p50_us"),
-      ratio("channel_round_trip.p50_us", "raw_futex_ping_pong.p50_us"), f["send_tensor_64MiB.p50_us"],
-      f["memcpy_64MiB.p50_us"], ratio("send_tensor_64MiB.p50_us", "memcpy_64MiB.p50_us"),
-      f["output_handover_4KiB.p50_us"], f["output_handover_1MiB.p50_us"], f["output_handover_64MiB.p50_us"],
+      ratio("channel_round_trip.p50_us", "raw_futex_ping_pong.p50_us"),
+      f["send_tensor_64MiB.p50_us"], f["memcpy_64MiB.p50_us"],
+      ratio("send_tensor_64MiB.p50_us", "memcpy_64MiB.p50_us"), f["output_handover_4KiB.p50_us"],
+      f["output_handover_1MiB.p50_us"], f["output_handover_64MiB.p50_us"],
       ratio("output_handover_64MiB.p50_us", "output_handover_4KiB.p50_us"));
 }
 
@@ -324,7 +332,12 @@ BENCHMARK(BM_RawFutexAlwaysWakePingPong)->UseManualTime()->Iterations(20000);
 BENCHMARK(BM_ChannelRoundTrip)->UseManualTime()->Iterations(20000);
 BENCHMARK(BM_Memcpy)->UseManualTime()->Arg(64 << 20)->Iterations(60);
 BENCHMARK(BM_SendTensor)->UseManualTime()->Arg(64 << 20)->Iterations(60);
-BENCHMARK(BM_OutputHandover)->UseManualTime()->Arg(4 << 10)->Arg(1 << 20)->Arg(64 << 20)->Iterations(200);
+BENCHMARK(BM_OutputHandover)
+    ->UseManualTime()
+    ->Arg(4 << 10)
+    ->Arg(1 << 20)
+    ->Arg(64 << 20)
+    ->Iterations(200);
 BENCHMARK(BM_Summary)->Iterations(1);
 
 }  // namespace

@@ -28,7 +28,8 @@ T must(Result<T> r) {
 }
 
 void send_or_die(ipc::Channel& channel, flatbuffers::FlatBufferBuilder& fbb) {
-  Status s = channel.send(ipc::builder_bytes(fbb), {}, ipc::deadline_after(std::chrono::seconds(10)));
+  Status s =
+      channel.send(ipc::builder_bytes(fbb), {}, ipc::deadline_after(std::chrono::seconds(10)));
   if (!s.ok()) die(s);
 }
 
@@ -37,7 +38,8 @@ void send_or_die(ipc::Channel& channel, flatbuffers::FlatBufferBuilder& fbb) {
 int main() {
   ipc::ShmArena arena = must(ipc::ShmArena::map_existing(UniqueFd(4), 4096));
   ipc::ArenaLayout layout = must(ipc::ArenaLayout::read_from(arena));
-  ipc::Channel channel = must(ipc::Channel::create(UniqueFd(3), arena, layout, ipc::ChannelSide::kWorker));
+  ipc::Channel channel =
+      must(ipc::Channel::create(UniqueFd(3), arena, layout, ipc::ChannelSide::kWorker));
   UniqueFd raw_socket(5);
   auto* futex = static_cast<bench::FutexPage*>(
       mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, 6, 0));
@@ -58,8 +60,9 @@ int main() {
     const wire::Envelope& e = in.envelope();
     switch (e.message_type()) {
       case wire::Message::Heartbeat:
-        ipc::finish_envelope(fbb, e.request_id(), wire::Message::Heartbeat,
-                             wire::CreateHeartbeat(fbb, e.message_as_Heartbeat()->sequence(), true).Union());
+        ipc::finish_envelope(
+            fbb, e.request_id(), wire::Message::Heartbeat,
+            wire::CreateHeartbeat(fbb, e.message_as_Heartbeat()->sequence(), true).Union());
         send_or_die(channel, fbb);
         break;
       case wire::Message::Release:
@@ -76,7 +79,8 @@ int main() {
         const long long arg = infer->params_json() ? std::atoll(infer->params_json()->c_str()) : 0;
         if (command == bench::kConsume) {
           // The worker holds a readable view once the descriptor validates.
-          auto view = ipc::validate_tensor_desc(infer->inputs()->Get(0), wire::Ring::HostToWorker, in_bounds);
+          auto view = ipc::validate_tensor_desc(infer->inputs()->Get(0), wire::Ring::HostToWorker,
+                                                in_bounds);
           if (!view.ok()) die(view.status());
           ipc::finish_envelope(fbb, e.request_id(), wire::Message::Result,
                                wire::CreateResultDirect(fbb, nullptr, nullptr).Union());

@@ -16,8 +16,8 @@ inline constexpr uint64_t kArenaRingBytes = 80ull << 20;  // room for a 64 MiB t
 inline constexpr int kSpinPauses = 1000;                  // ~19 us, as the channel spins
 
 // Commands, carried in Infer.command.
-inline constexpr const char* kConsume = "consume";          // validate the input tensor, ack
-inline constexpr const char* kProduce = "produce";          // params_json = byte count
+inline constexpr const char* kConsume = "consume";                 // validate the input tensor, ack
+inline constexpr const char* kProduce = "produce";                 // params_json = byte count
 inline constexpr const char* kSocketPingPong = "socket-pingpong";  // params_json = rounds
 inline constexpr const char* kFutexPingPong = "futex-pingpong";    // params_json = rounds
 // The same with FUTEX_WAKE on every post, as limits.md's "futexspin (always wakes)": the ~2 us

@@ -17,6 +17,7 @@
 //                     a drop in requests/s is the server's cost under concurrency.
 //   Summary           the figures the target is stated in
 #include <arpa/inet.h>
+#include <benchmark/benchmark.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -38,11 +39,8 @@
 #include <thread>
 #include <vector>
 
-#include <benchmark/benchmark.h>
-
-#include "latency_samples.h"
-
 #include "http_server.h"
+#include "latency_samples.h"
 #include "openai_protocol.h"
 #include "pio/host/host.h"
 #include "pio/runtime/mkmodel.h"
@@ -331,7 +329,8 @@ void BM_Concurrency(benchmark::State& state) {
   double requests_per_s = 0;
   for (auto _ : state) {
     std::vector<std::unique_ptr<Client>> connections;
-    for (int c = 0; c < clients; ++c) connections.push_back(std::make_unique<Client>(b.server->port()));
+    for (int c = 0; c < clients; ++c)
+      connections.push_back(std::make_unique<Client>(b.server->port()));
     std::vector<std::vector<Clock::duration>> times(clients);
     std::vector<std::thread> threads;
     const auto start = Clock::now();
@@ -380,7 +379,8 @@ void BM_Summary(benchmark::State& state) {
       "                      (the difference of the two medians: %.1f us)\n"
       "  of which: GET /healthz round trip (TCP, network thread) p50 %.1f us; Host::list_plugins "
       "(a refresh of the\n"
-      "            model-check snapshot, at most every 250 ms) p50 %.1f us; the rest is the request "
+      "            model-check snapshot, at most every 250 ms) p50 %.1f us; the rest is the "
+      "request "
       "thread and the handoffs\n",
       f["host_chat.p50_us"], f["host_chat.p99_us"], f["http_chat.p50_us"], f["http_chat.p99_us"],
       f["overhead.p50_us"], f["overhead.p99_us"], f["overhead.p50_us"] <= 100 ? "met" : "MISSED",

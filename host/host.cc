@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <cctype>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -48,7 +48,8 @@ constexpr size_t kMaxGeneratedBytes = 64u << 20;
 // while this caller waits, so an idle Host burns nothing.
 constexpr auto kCallerSpin = std::chrono::microseconds(50);
 
-// One answer from the loop to a caller of Impl::run: set once on the loop, taken once by the caller.
+// One answer from the loop to a caller of Impl::run: set once on the loop, taken once by the
+// caller.
 template <typename T>
 class Answer {
  public:
@@ -75,7 +76,8 @@ class Answer {
   std::optional<T> value_;
 };
 
-Result<std::string> merge_config(const host::PluginManifest& manifest, const host::PluginSettings& settings,
+Result<std::string> merge_config(const host::PluginManifest& manifest,
+                                 const host::PluginSettings& settings,
                                  const std::string& options_json) {
   nlohmann::json merged = nlohmann::json::parse(manifest.default_config_json, nullptr, false);
   if (!merged.is_object()) merged = nlohmann::json::object();
@@ -83,7 +85,8 @@ Result<std::string> merge_config(const host::PluginManifest& manifest, const hos
     if (layer->empty()) continue;
     nlohmann::json patch = nlohmann::json::parse(*layer, nullptr, false);
     if (!patch.is_object()) {
-      return invalid_argument_error(fmt::format("plugin \"{}\": config {} is not a JSON object", manifest.name, *layer));
+      return invalid_argument_error(
+          fmt::format("plugin \"{}\": config {} is not a JSON object", manifest.name, *layer));
     }
     merged.merge_patch(patch);
   }
@@ -92,10 +95,14 @@ Result<std::string> merge_config(const host::PluginManifest& manifest, const hos
 
 host::FinishReason from_wire(wire::FinishReason reason) {
   switch (reason) {
-    case wire::FinishReason::Length: return host::FinishReason::kLength;
-    case wire::FinishReason::Cancelled: return host::FinishReason::kCancelled;
-    case wire::FinishReason::Error: return host::FinishReason::kError;
-    default: return host::FinishReason::kStop;
+    case wire::FinishReason::Length:
+      return host::FinishReason::kLength;
+    case wire::FinishReason::Cancelled:
+      return host::FinishReason::kCancelled;
+    case wire::FinishReason::Error:
+      return host::FinishReason::kError;
+    default:
+      return host::FinishReason::kStop;
   }
 }
 
@@ -169,8 +176,9 @@ struct Host::Impl {
   template <typename T, typename Fn>
   T run(Fn fn) {
     if (on_loop()) {
-      return T(failed_precondition_error("a Host method was called on the Host's loop thread "
-                                         "(from a TokenCallback?); call it from another thread"));
+      return T(
+          failed_precondition_error("a Host method was called on the Host's loop thread "
+                                    "(from a TokenCallback?); call it from another thread"));
     }
     auto answer = std::make_shared<Answer<T>>();
     boost::asio::post(io, [fn = std::move(fn), answer]() mutable {
@@ -196,7 +204,8 @@ struct Host::Impl {
   Result<std::shared_ptr<PluginSupervisor>> find_active(std::string_view name) {
     auto it = active.find(name);
     if (it == active.end()) {
-      return failed_precondition_error(fmt::format("plugin \"{}\" is not active (activate_plugin first)", name));
+      return failed_precondition_error(
+          fmt::format("plugin \"{}\" is not active (activate_plugin first)", name));
     }
     return it->second;
   }
@@ -223,9 +232,10 @@ Result<std::unique_ptr<Host>> Host::create(host::HostConfig config) {
   }
   std::error_code ec;
   if (!std::filesystem::exists(config.worker_path, ec)) {
-    return not_found_error(fmt::format("pio-worker not found at {} (set worker_path in the host "
-                                       "config or $PIO_WORKER)",
-                                       config.worker_path.string()));
+    return not_found_error(
+        fmt::format("pio-worker not found at {} (set worker_path in the host "
+                    "config or $PIO_WORKER)",
+                    config.worker_path.string()));
   }
   sandbox::LauncherOptions options;
   options.instance_name = config.instance_name;
@@ -253,7 +263,8 @@ Host::~Host() {
   std::promise<void> done;
   boost::asio::post(impl.io, [&impl, &done] {
     for (auto& [name, supervisor] : impl.active) {
-      supervisor->kill_now(unavailable_error(fmt::format("plugin \"{}\": the host is shutting down", name)));
+      supervisor->kill_now(
+          unavailable_error(fmt::format("plugin \"{}\": the host is shutting down", name)));
     }
     impl.active.clear();  // each live Worker is killed and reaped as its last reference goes
     impl.policies.clear();
@@ -342,17 +353,20 @@ Status Host::activate_plugin(std::string_view name, host::ActivateOptions option
   // The library may have changed since it was registered: check it again before a worker loads it.
   PIO_RETURN_IF_ERROR(host::verify_plugin_library(manifest));
   const host::PluginSettings& settings = impl_->config.settings_for(manifest.name);
-  PIO_ASSIGN_OR_RETURN(std::string config_json, merge_config(manifest, settings, options.config_json));
+  PIO_ASSIGN_OR_RETURN(std::string config_json,
+                       merge_config(manifest, settings, options.config_json));
   std::optional<std::filesystem::path> model_path;
   if (options.model_path.has_value()) {
     if (settings.model_roots.empty()) {
-      return permission_denied_error(fmt::format(
-          "plugin \"{}\": load_model \"{}\" refused: the plugin has no model_roots in the host config",
-          manifest.name, *options.model_path));
+      return permission_denied_error(
+          fmt::format("plugin \"{}\": load_model \"{}\" refused: the plugin has no model_roots in "
+                      "the host config",
+                      manifest.name, *options.model_path));
     }
     PIO_ASSIGN_OR_RETURN(auto guard, sdk::PathGuard::create(settings.model_roots));
     auto resolved = guard.resolve(*options.model_path);
-    if (!resolved.ok()) return resolved.status().with_context(fmt::format("plugin \"{}\"", manifest.name));
+    if (!resolved.ok())
+      return resolved.status().with_context(fmt::format("plugin \"{}\"", manifest.name));
     model_path = *resolved;
   }
   return impl_->run<Status>([this, manifest, settings, config_json, model_path](auto done) mutable {
@@ -362,14 +376,15 @@ Status Host::activate_plugin(std::string_view name, host::ActivateOptions option
 }
 
 Status Host::activate_instance(std::string_view name, std::string_view instance) {
-  const bool valid = !instance.empty() && instance.size() <= 48 &&
-                     std::all_of(instance.begin(), instance.end(), [](char c) {
-                       return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-                              c == '-' || c == '.';
-                     });
+  const bool valid =
+      !instance.empty() && instance.size() <= 48 &&
+      std::all_of(instance.begin(), instance.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+      });
   if (!valid) {
-    return invalid_argument_error(fmt::format(
-        "plugin \"{}\": instance \"{}\": use 1-48 letters, digits, '_', '-' or '.'", name, instance));
+    return invalid_argument_error(
+        fmt::format("plugin \"{}\": instance \"{}\": use 1-48 letters, digits, '_', '-' or '.'",
+                    name, instance));
   }
   return impl_->run<Status>([this, n = std::string(name), i = std::string(instance)](auto done) {
     auto base = impl_->activations.find(n);
@@ -387,7 +402,8 @@ Status Host::restart_plugin(std::string_view name) {
     if (!supervisor.ok()) return done(supervisor.status());
     auto activation = impl_->activations.find(key);
     if (activation == impl_->activations.end()) {
-      return done(internal_error(fmt::format("plugin \"{}\" is active without an activation", key)));
+      return done(
+          internal_error(fmt::format("plugin \"{}\" is active without an activation", key)));
     }
     Impl::Activation again = activation->second;
     const size_t at = key.find('@');
@@ -432,7 +448,8 @@ Status Host::deactivate_plugin(std::string_view name) {
 
 Result<host::InferOutputs> Host::execute_plugin(std::string_view name, host::InferRequest request) {
   using Out = Result<host::InferOutputs>;
-  return impl_->run<Out>([this, n = std::string(name), request = std::move(request)](auto done) mutable {
+  return impl_->run<Out>([this, n = std::string(name),
+                          request = std::move(request)](auto done) mutable {
     auto found = impl_->find_active(n);
     if (!found.ok()) return done(found.status());
     std::shared_ptr<PluginSupervisor> supervisor = *found;
@@ -446,23 +463,27 @@ Result<host::InferOutputs> Host::execute_plugin(std::string_view name, host::Inf
       for (const auto& input : request.inputs) {
         PIO_ASSIGN_OR_RETURN(uint64_t bytes, ipc::tensor_byte_size(input.dtype, input.shape));
         if (bytes != input.data.size()) {
-          return invalid_argument_error(fmt::format("plugin \"{}\": input \"{}\": shape and dtype make {} "
-                                                    "bytes, the data has {}",
-                                                    n, input.name, bytes, input.data.size()));
+          return invalid_argument_error(
+              fmt::format("plugin \"{}\": input \"{}\": shape and dtype make {} "
+                          "bytes, the data has {}",
+                          n, input.name, bytes, input.data.size()));
         }
         auto slot = w.input_ring->allocate(bytes);
-        if (!slot.ok()) return slot.status().with_context(fmt::format("plugin \"{}\": input \"{}\"", n, input.name));
+        if (!slot.ok())
+          return slot.status().with_context(
+              fmt::format("plugin \"{}\": input \"{}\"", n, input.name));
         slots.push_back(*slot);
         if (bytes > 0) std::memcpy(w.arena->data() + slot->offset, input.data.data(), bytes);
-        PIO_ASSIGN_OR_RETURN(auto desc, ipc::build_tensor_desc(fbb, input.name, input.dtype, input.shape,
-                                                               wire::Ring::HostToWorker, *slot));
+        PIO_ASSIGN_OR_RETURN(auto desc,
+                             ipc::build_tensor_desc(fbb, input.name, input.dtype, input.shape,
+                                                    wire::Ring::HostToWorker, *slot));
         descs.push_back(desc);
       }
-      ipc::finish_envelope(fbb, rid, wire::Message::Infer,
-                           wire::CreateInferDirect(fbb, &descs, request.command.c_str(),
-                                                   request.params_json.c_str(),
-                                                   static_cast<uint32_t>(deadline.count()))
-                               .Union());
+      ipc::finish_envelope(
+          fbb, rid, wire::Message::Infer,
+          wire::CreateInferDirect(fbb, &descs, request.command.c_str(), request.params_json.c_str(),
+                                  static_cast<uint32_t>(deadline.count()))
+              .Union());
       return ok_status();
     };
     std::weak_ptr<PluginSupervisor> weak = supervisor;
@@ -474,8 +495,9 @@ Result<host::InferOutputs> Host::execute_plugin(std::string_view name, host::Inf
         return true;
       }
       if (message.type() != wire::Message::Result) {
-        return invalid_argument_error(fmt::format("plugin \"{}\": protocol violation: {} answers an infer",
-                                                  n, ipc::message_type_name(message.type())));
+        return invalid_argument_error(
+            fmt::format("plugin \"{}\": protocol violation: {} answers an infer", n,
+                        ipc::message_type_name(message.type())));
       }
       const auto* result = message.envelope().message_as_Result();
       std::vector<ipc::TensorView> views;
@@ -485,7 +507,8 @@ Result<host::InferOutputs> Host::execute_plugin(std::string_view name, host::Inf
         for (const auto* desc : *result->outputs()) {
           auto view = ipc::validate_tensor_desc(desc, wire::Ring::WorkerToHost, bounds);
           if (!view.ok()) {
-            return view.status().with_context(fmt::format("plugin \"{}\": invalid output (the worker is killed)", n));
+            return view.status().with_context(
+                fmt::format("plugin \"{}\": invalid output (the worker is killed)", n));
           }
           views.push_back(std::move(*view));
         }
@@ -493,7 +516,8 @@ Result<host::InferOutputs> Host::execute_plugin(std::string_view name, host::Inf
       std::shared_ptr<host::internal::OutputLease> lease;
       if (!views.empty()) {
         lease = std::make_shared<host::internal::OutputLease>(
-            w.arena, views, poster, [weak, gen = w.generation](const std::vector<ipc::TensorView>& v) {
+            w.arena, views, poster,
+            [weak, gen = w.generation](const std::vector<ipc::TensorView>& v) {
               if (auto s = weak.lock()) s->release_outputs(gen, v);
             });
       }
@@ -505,8 +529,9 @@ Result<host::InferOutputs> Host::execute_plugin(std::string_view name, host::Inf
   });
 }
 
-void Host::Impl::submit_generate(std::string_view name, std::string prompt, std::string messages_json,
-                                 host::GenerateOptions options, host::TokenCallback on_chunk,
+void Host::Impl::submit_generate(std::string_view name, std::string prompt,
+                                 std::string messages_json, host::GenerateOptions options,
+                                 host::TokenCallback on_chunk,
                                  std::function<void(Result<host::GenerateResult>)> done) {
   auto found = find_active(name);
   if (!found.ok()) return done(found.status());
@@ -554,23 +579,26 @@ void Host::Impl::submit_generate(std::string_view name, std::string prompt, std:
       return true;
     }
     if (message.type() != wire::Message::TokenChunk) {
-      return invalid_argument_error(fmt::format("plugin \"{}\": protocol violation: {} answers a generation",
-                                                n, ipc::message_type_name(message.type())));
+      return invalid_argument_error(
+          fmt::format("plugin \"{}\": protocol violation: {} answers a generation", n,
+                      ipc::message_type_name(message.type())));
     }
     const auto* chunk = message.envelope().message_as_TokenChunk();
     host::TokenChunk piece;
-    if (chunk->token_ids()) piece.token_ids.assign(chunk->token_ids()->begin(), chunk->token_ids()->end());
+    if (chunk->token_ids())
+      piece.token_ids.assign(chunk->token_ids()->begin(), chunk->token_ids()->end());
     // The worker promises whole characters (plugin.h); a plugin that cuts one anyway gets U+FFFD
     // in its text rather than its worker killed: the stream goes on, and what reaches the caller
     // (an SSE chunk, a JSON body) is valid UTF-8 whatever the plugin did.
     piece.text = worker_text(chunk->text());
     if (result->text.size() + piece.text.size() > kMaxGeneratedBytes ||
         result->token_ids.size() + piece.token_ids.size() > kMaxGeneratedBytes / 4) {
-      return resource_exhausted_error(fmt::format("plugin \"{}\": the generation passed {} MiB; stopped",
-                                                  n, kMaxGeneratedBytes >> 20));
+      return resource_exhausted_error(fmt::format(
+          "plugin \"{}\": the generation passed {} MiB; stopped", n, kMaxGeneratedBytes >> 20));
     }
     result->text += piece.text;
-    result->token_ids.insert(result->token_ids.end(), piece.token_ids.begin(), piece.token_ids.end());
+    result->token_ids.insert(result->token_ids.end(), piece.token_ids.begin(),
+                             piece.token_ids.end());
     if (on_chunk && !*cancelled && (!piece.text.empty() || !piece.token_ids.empty())) {
       if (!on_chunk(piece)) {
         *cancelled = true;
@@ -611,10 +639,12 @@ Result<host::GenerateResult> Host::generate_stream(std::string_view name, std::s
 }
 
 Result<host::GenerateResult> Host::chat(std::string_view name, std::string_view messages_json,
-                                        const host::GenerateOptions& options, host::TokenCallback on_chunk) {
+                                        const host::GenerateOptions& options,
+                                        host::TokenCallback on_chunk) {
   using Out = Result<host::GenerateResult>;
   if (messages_json.empty()) {
-    return invalid_argument_error(fmt::format("plugin \"{}\": chat needs a JSON array of messages", name));
+    return invalid_argument_error(
+        fmt::format("plugin \"{}\": chat needs a JSON array of messages", name));
   }
   return impl_->run<Out>([this, n = std::string(name), m = std::string(messages_json), options,
                           on_chunk = std::move(on_chunk)](auto done) mutable {

@@ -35,7 +35,8 @@ Result<sandbox::TrustLevel> parse_trust_level(JsonFields& fields, sandbox::Trust
                      sandbox::TrustLevel::kHigh, sandbox::TrustLevel::kMaximum}) {
     if (*name == sandbox::trust_level_name(level)) return level;
   }
-  return fields.error("trust_level", fmt::format("\"{}\": expected low, medium, high or maximum", *name));
+  return fields.error("trust_level",
+                      fmt::format("\"{}\": expected low, medium, high or maximum", *name));
 }
 
 Status read_ms(JsonFields& fields, std::string_view key, milliseconds* out) {
@@ -56,7 +57,8 @@ Result<PluginSettings> parse_settings(const nlohmann::json& object, const std::s
     for (size_t i = 0; i < roots->size(); ++i) {
       std::filesystem::path root((*roots)[i]);
       if (!root.is_absolute()) {
-        return fields.error(fmt::format("model_roots[{}]", i), fmt::format("\"{}\" is not absolute", root.string()));
+        return fields.error(fmt::format("model_roots[{}]", i),
+                            fmt::format("\"{}\" is not absolute", root.string()));
       }
       s.model_roots.push_back(root);
     }
@@ -125,11 +127,13 @@ bool is_instance_name(std::string_view name) {
 }  // namespace
 
 std::filesystem::path default_policy_dir() {
-  return first_existing({from_env("PIO_POLICY_DIR"), PIO_HOST_BUILD_POLICY_DIR, PIO_HOST_INSTALL_POLICY_DIR});
+  return first_existing(
+      {from_env("PIO_POLICY_DIR"), PIO_HOST_BUILD_POLICY_DIR, PIO_HOST_INSTALL_POLICY_DIR});
 }
 
 std::filesystem::path default_worker_path() {
-  return first_existing({from_env("PIO_WORKER"), PIO_HOST_BUILD_WORKER_PATH, PIO_HOST_INSTALL_WORKER_PATH});
+  return first_existing(
+      {from_env("PIO_WORKER"), PIO_HOST_BUILD_WORKER_PATH, PIO_HOST_INSTALL_WORKER_PATH});
 }
 
 const PluginSettings& HostConfig::settings_for(std::string_view name) const {
@@ -167,7 +171,9 @@ Result<HostConfig> parse_host_config(std::string_view json_text, std::string_vie
   PIO_ASSIGN_OR_RETURN(auto instance, fields.string("instance_name"));
   if (instance) {
     if (!is_instance_name(*instance)) {
-      return fields.error("instance_name", fmt::format("\"{}\": use 1-48 letters, digits, '_', '-' or '.'", *instance));
+      return fields.error(
+          "instance_name",
+          fmt::format("\"{}\": use 1-48 letters, digits, '_', '-' or '.'", *instance));
     }
     config.instance_name = *instance;
   }
@@ -177,7 +183,8 @@ Result<HostConfig> parse_host_config(std::string_view json_text, std::string_vie
   config.allow_degraded = degraded.value_or(false);
   PIO_ASSIGN_OR_RETURN(const nlohmann::json* defaults, fields.object("defaults"));
   if (defaults != nullptr) {
-    PIO_ASSIGN_OR_RETURN(config.defaults, parse_settings(*defaults, src, "defaults", PluginSettings{}));
+    PIO_ASSIGN_OR_RETURN(config.defaults,
+                         parse_settings(*defaults, src, "defaults", PluginSettings{}));
   }
   PIO_ASSIGN_OR_RETURN(const nlohmann::json* plugins, fields.object("plugins"));
   if (plugins != nullptr) {

@@ -18,9 +18,9 @@ Result<nlohmann::json> JsonFields::parse(std::string_view text, std::string_view
 Status JsonFields::expect_object(const nlohmann::json& value, std::string_view source,
                                  std::string_view path) {
   if (value.is_object()) return ok_status();
-  return invalid_argument_error(fmt::format("{}: {}: expected an object, got {}", source,
-                                            path.empty() ? "document" : fmt::format("field \"{}\"", path),
-                                            value.type_name()));
+  return invalid_argument_error(fmt::format(
+      "{}: {}: expected an object, got {}", source,
+      path.empty() ? "document" : fmt::format("field \"{}\"", path), value.type_name()));
 }
 
 std::string JsonFields::field_path(std::string_view key) const {
@@ -28,7 +28,8 @@ std::string JsonFields::field_path(std::string_view key) const {
 }
 
 Status JsonFields::error(std::string_view key, std::string_view what) const {
-  return invalid_argument_error(fmt::format("{}: field \"{}\": {}", source_, field_path(key), what));
+  return invalid_argument_error(
+      fmt::format("{}: field \"{}\": {}", source_, field_path(key), what));
 }
 
 const nlohmann::json* JsonFields::member(std::string_view key) {
@@ -41,14 +42,16 @@ const nlohmann::json* JsonFields::member(std::string_view key) {
 Result<std::optional<std::string>> JsonFields::string(std::string_view key) {
   const nlohmann::json* value = member(key);
   if (value == nullptr) return std::optional<std::string>();
-  if (!value->is_string()) return error(key, fmt::format("expected a string, got {}", value->type_name()));
+  if (!value->is_string())
+    return error(key, fmt::format("expected a string, got {}", value->type_name()));
   return std::optional<std::string>(value->get<std::string>());
 }
 
 Result<std::optional<bool>> JsonFields::boolean(std::string_view key) {
   const nlohmann::json* value = member(key);
   if (value == nullptr) return std::optional<bool>();
-  if (!value->is_boolean()) return error(key, fmt::format("expected true or false, got {}", value->type_name()));
+  if (!value->is_boolean())
+    return error(key, fmt::format("expected true or false, got {}", value->type_name()));
   return std::optional<bool>(value->get<bool>());
 }
 
@@ -66,12 +69,14 @@ Result<std::optional<uint64_t>> JsonFields::unsigned_integer(std::string_view ke
 Result<std::optional<std::vector<std::string>>> JsonFields::string_array(std::string_view key) {
   const nlohmann::json* value = member(key);
   if (value == nullptr) return std::optional<std::vector<std::string>>();
-  if (!value->is_array()) return error(key, fmt::format("expected an array of strings, got {}", value->type_name()));
+  if (!value->is_array())
+    return error(key, fmt::format("expected an array of strings, got {}", value->type_name()));
   std::vector<std::string> out;
   for (size_t i = 0; i < value->size(); ++i) {
     const auto& item = (*value)[i];
     if (!item.is_string()) {
-      return error(fmt::format("{}[{}]", key, i), fmt::format("expected a string, got {}", item.type_name()));
+      return error(fmt::format("{}[{}]", key, i),
+                   fmt::format("expected a string, got {}", item.type_name()));
     }
     out.push_back(item.get<std::string>());
   }
@@ -81,7 +86,8 @@ Result<std::optional<std::vector<std::string>>> JsonFields::string_array(std::st
 Result<const nlohmann::json*> JsonFields::object(std::string_view key) {
   const nlohmann::json* value = member(key);
   if (value == nullptr) return static_cast<const nlohmann::json*>(nullptr);
-  if (!value->is_object()) return error(key, fmt::format("expected an object, got {}", value->type_name()));
+  if (!value->is_object())
+    return error(key, fmt::format("expected an object, got {}", value->type_name()));
   return value;
 }
 

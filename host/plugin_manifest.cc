@@ -47,7 +47,8 @@ Result<PluginManifest> parse_manifest(std::string_view json_text, std::string_vi
 
   PIO_ASSIGN_OR_RETURN(m.name, required_string(fields, "name"));
   if (!is_plugin_name(m.name)) {
-    return fields.error("name", fmt::format("\"{}\": use 1-64 letters, digits, '_' or '-'", m.name));
+    return fields.error("name",
+                        fmt::format("\"{}\": use 1-64 letters, digits, '_' or '-'", m.name));
   }
   PIO_ASSIGN_OR_RETURN(m.version, required_string(fields, "version"));
   if (m.version.empty()) return fields.error("version", "must not be empty");
@@ -57,12 +58,14 @@ Result<PluginManifest> parse_manifest(std::string_view json_text, std::string_vi
   PIO_ASSIGN_OR_RETURN(m.library, required_string(fields, "library"));
   if (m.library.empty() || m.library == "." || m.library == ".." ||
       m.library.find('/') != std::string::npos || m.library.find('\0') != std::string::npos) {
-    return fields.error("library", fmt::format("\"{}\" must be a file name inside the plugin folder", m.library));
+    return fields.error(
+        "library", fmt::format("\"{}\" must be a file name inside the plugin folder", m.library));
   }
   PIO_ASSIGN_OR_RETURN(m.sha256, required_string(fields, "sha256"));
   if (!is_sha256_hex(m.sha256)) {
-    return fields.error("sha256", "expected 64 lowercase hex digits (the build writes it; was the "
-                                  "source manifest copied instead of the built one?)");
+    return fields.error("sha256",
+                        "expected 64 lowercase hex digits (the build writes it; was the "
+                        "source manifest copied instead of the built one?)");
   }
   PIO_ASSIGN_OR_RETURN(auto description, fields.string("description"));
   m.description = description.value_or("");
@@ -115,9 +118,10 @@ Status verify_plugin_library(const PluginManifest& manifest) {
   std::error_code ec;
   const auto status = std::filesystem::symlink_status(library, ec);
   if (ec || !std::filesystem::is_regular_file(status)) {
-    return not_found_error(fmt::format("plugin \"{}\": library {} is missing or not a regular file "
-                                       "(manifest {})",
-                                       manifest.name, library.string(), manifest.manifest_path.string()));
+    return not_found_error(
+        fmt::format("plugin \"{}\": library {} is missing or not a regular file "
+                    "(manifest {})",
+                    manifest.name, library.string(), manifest.manifest_path.string()));
   }
   PIO_ASSIGN_OR_RETURN(std::string digest, sha256_file_hex(library));
   if (digest != manifest.sha256) {

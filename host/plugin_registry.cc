@@ -11,9 +11,9 @@ Result<PluginManifest> PluginRegistry::register_plugin(const std::filesystem::pa
   PIO_RETURN_IF_ERROR(verify_plugin_library(manifest));
   auto it = plugins_.find(manifest.name);
   if (it != plugins_.end() && it->second.directory != manifest.directory) {
-    return failed_precondition_error(fmt::format(
-        "plugin \"{}\" from {} is already registered from {}; rename one of them",
-        manifest.name, manifest.directory.string(), it->second.directory.string()));
+    return failed_precondition_error(
+        fmt::format("plugin \"{}\" from {} is already registered from {}; rename one of them",
+                    manifest.name, manifest.directory.string(), it->second.directory.string()));
   }
   plugins_[manifest.name] = manifest;
   return manifest;
@@ -28,11 +28,13 @@ DiscoveryReport PluginRegistry::load_plugins_from_directory(const std::filesyste
   } else {
     std::filesystem::directory_iterator it(dir, ec);
     if (ec) {
-      report.skipped.push_back(not_found_error(fmt::format("plugin directory {}: {}", dir.string(), ec.message())));
+      report.skipped.push_back(
+          not_found_error(fmt::format("plugin directory {}: {}", dir.string(), ec.message())));
       return report;
     }
     for (const auto& entry : it) {
-      if (entry.is_directory(ec) && std::filesystem::exists(entry.path() / "plugin_manifest.json", ec)) {
+      if (entry.is_directory(ec) &&
+          std::filesystem::exists(entry.path() / "plugin_manifest.json", ec)) {
         folders.push_back(entry.path());
       }
     }
@@ -51,7 +53,8 @@ DiscoveryReport PluginRegistry::load_plugins_from_directory(const std::filesyste
 
 Status PluginRegistry::unregister_plugin(std::string_view name) {
   auto it = plugins_.find(name);
-  if (it == plugins_.end()) return not_found_error(fmt::format("plugin \"{}\" is not registered", name));
+  if (it == plugins_.end())
+    return not_found_error(fmt::format("plugin \"{}\" is not registered", name));
   plugins_.erase(it);
   return ok_status();
 }
@@ -59,9 +62,10 @@ Status PluginRegistry::unregister_plugin(std::string_view name) {
 Result<PluginManifest> PluginRegistry::find(std::string_view name) const {
   auto it = plugins_.find(name);
   if (it == plugins_.end()) {
-    return not_found_error(fmt::format("plugin \"{}\" is not registered (register_plugin or "
-                                       "discover_and_load_plugins first)",
-                                       name));
+    return not_found_error(
+        fmt::format("plugin \"{}\" is not registered (register_plugin or "
+                    "discover_and_load_plugins first)",
+                    name));
   }
   return it->second;
 }

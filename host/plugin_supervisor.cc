@@ -217,7 +217,8 @@ void PluginSupervisor::spawn_worker() {
     auto s = self.lock();
     if (ec || !s || !s->current_ || s->current_->generation != gen) return;
     if (s->state_ == PluginState::kStarting || s->state_ == PluginState::kRestarting) {
-      s->kill_worker(fmt::format("not ready within start_timeout_ms={}", s->settings_.start_timeout.count()));
+      s->kill_worker(
+          fmt::format("not ready within start_timeout_ms={}", s->settings_.start_timeout.count()));
     }
   });
 }
@@ -309,7 +310,8 @@ void PluginSupervisor::on_message(ipc::InboundMessage& message) {
       w.kill_reason = fmt::format("start-up failed: {}", worker_text(error->message()));
       return;  // it exits next; on_worker_exit reports the reason
     }
-    return kill_worker(fmt::format("protocol violation: {} before Hello", ipc::message_type_name(type)));
+    return kill_worker(
+        fmt::format("protocol violation: {} before Hello", ipc::message_type_name(type)));
   }
   switch (type) {
     case wire::Message::Heartbeat: {
@@ -331,9 +333,10 @@ void PluginSupervisor::on_message(ipc::InboundMessage& message) {
   if (init_id_ != 0 && id == init_id_) {
     if (type == wire::Message::Error) {
       const auto* error = message.envelope().message_as_Error();
-      const Status status(ipc::from_wire(error->code()),
-                          fmt::format("{}: {} failed: {}", who(), loading_model_ ? "load_model" : "initialize",
-                                      worker_text(error->message())));
+      const Status status(
+          ipc::from_wire(error->code()),
+          fmt::format("{}: {} failed: {}", who(), loading_model_ ? "load_model" : "initialize",
+                      worker_text(error->message())));
       init_id_ = 0;
       if (on_ready_) {
         auto cb = std::move(on_ready_);
@@ -349,14 +352,16 @@ void PluginSupervisor::on_message(ipc::InboundMessage& message) {
       return kill_worker(status.message());
     }
     if (type != wire::Message::Result) {
-      return kill_worker(fmt::format("protocol violation: {} answers initialize", ipc::message_type_name(type)));
+      return kill_worker(
+          fmt::format("protocol violation: {} answers initialize", ipc::message_type_name(type)));
     }
     if (!loading_model_ && model_path_.has_value()) {
       loading_model_ = true;
       init_id_ = next_id_++;
       flatbuffers::FlatBufferBuilder fbb;
-      ipc::finish_envelope(fbb, init_id_, wire::Message::LoadModel,
-                           wire::CreateLoadModelDirect(fbb, model_path_->c_str(), config_json_.c_str()).Union());
+      ipc::finish_envelope(
+          fbb, init_id_, wire::Message::LoadModel,
+          wire::CreateLoadModelDirect(fbb, model_path_->c_str(), config_json_.c_str()).Union());
       (void)send(fbb);
       return;
     }
@@ -367,8 +372,9 @@ void PluginSupervisor::on_message(ipc::InboundMessage& message) {
   if (it == in_flight_.end()) return;  // a late answer to a request already ended, or a Release's
   InFlight& entry = it->second;
   if (entry.abandoned) {
-    const bool last = type != wire::Message::TokenChunk ||
-                      message.envelope().message_as_TokenChunk()->finish_reason() != wire::FinishReason::None;
+    const bool last =
+        type != wire::Message::TokenChunk ||
+        message.envelope().message_as_TokenChunk()->finish_reason() != wire::FinishReason::None;
     if (last) finish_request(id);
     return;
   }
@@ -431,12 +437,13 @@ void PluginSupervisor::submit(uint64_t id, Submission submission) {
     case PluginState::kRestarting:
       if (queue_.size() >= kMaxQueued) {
         return submission.on_fail(resource_exhausted_error(
-            fmt::format("{}: {} requests already wait for the worker to restart; retry later", who(), kMaxQueued)));
+            fmt::format("{}: {} requests already wait for the worker to restart; retry later",
+                        who(), kMaxQueued)));
       }
-    {
-      const auto deadline = Clock::now() + deadline_of(submission);
-      return enqueue(id, std::move(submission), deadline, /*at_front=*/false);
-    }
+      {
+        const auto deadline = Clock::now() + deadline_of(submission);
+        return enqueue(id, std::move(submission), deadline, /*at_front=*/false);
+      }
     case PluginState::kDraining:
     case PluginState::kStopped:
       return submission.on_fail(failed_precondition_error(
@@ -478,7 +485,8 @@ std::chrono::milliseconds PluginSupervisor::deadline_of(const Submission& submis
   return submission.deadline.count() > 0 ? submission.deadline : settings_.request_deadline;
 }
 
-void PluginSupervisor::send_request(uint64_t id, Submission submission, Clock::time_point deadline) {
+void PluginSupervisor::send_request(uint64_t id, Submission submission,
+                                    Clock::time_point deadline) {
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<ipc::RingSlot> slots;
   Status built = submission.build(id, *current_, fbb, slots);
@@ -515,9 +523,10 @@ void PluginSupervisor::on_deadline(uint64_t id) {
   if (it == in_flight_.end()) return;
   InFlight& entry = it->second;
   if (entry.abandoned) {
-    return kill_worker(fmt::format("request {} was still running {} ms after its deadline (the plugin "
-                                   "ignores cancellation)",
-                                   id, kCancelGrace.count()));
+    return kill_worker(
+        fmt::format("request {} was still running {} ms after its deadline (the plugin "
+                    "ignores cancellation)",
+                    id, kCancelGrace.count()));
   }
   entry.abandoned = true;
   entry.submission.on_fail(deadline_exceeded_error(fmt::format(
@@ -548,34 +557,40 @@ void PluginSupervisor::cancel(uint64_t id) {
   (void)send(fbb);
 }
 
-void PluginSupervisor::release_outputs(uint64_t generation, const std::vector<ipc::TensorView>& views) {
+void PluginSupervisor::release_outputs(uint64_t generation,
+                                       const std::vector<ipc::TensorView>& views) {
   if (!current_ || current_->generation != generation || !current_->channel) return;
   if (current_->worker == nullptr || current_->worker->exited()) return;
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::TensorDesc>> descs;
   for (const auto& v : views) {
-    auto desc = ipc::build_tensor_desc(fbb, v.name, v.dtype, std::span<const int64_t>(v.shape.data(), v.shape.size()), wire::Ring::WorkerToHost, v.slot());
+    auto desc = ipc::build_tensor_desc(fbb, v.name, v.dtype,
+                                       std::span<const int64_t>(v.shape.data(), v.shape.size()),
+                                       wire::Ring::WorkerToHost, v.slot());
     if (desc.ok()) descs.push_back(*desc);
   }
-  ipc::finish_envelope(fbb, 0, wire::Message::Release, wire::CreateReleaseDirect(fbb, &descs).Union());
+  ipc::finish_envelope(fbb, 0, wire::Message::Release,
+                       wire::CreateReleaseDirect(fbb, &descs).Union());
   (void)send(fbb);
 }
 
 void PluginSupervisor::schedule_heartbeat() {
   if (settings_.heartbeat_interval.count() == 0) return;
   heartbeat_timer_.expires_after(settings_.heartbeat_interval);
-  heartbeat_timer_.async_wait([self = weak_from_this(), gen = generation_](const boost::system::error_code& ec) {
-    auto s = self.lock();
-    if (ec || !s || !s->current_ || s->current_->generation != gen) return;
-    if (s->state_ != PluginState::kReady && s->state_ != PluginState::kDraining) return;
-    if (s->heartbeat_sequence_ - s->heartbeat_answered_ >= s->settings_.heartbeat_misses) {
-      return s->kill_worker(fmt::format("{} heartbeats in a row went unanswered", s->settings_.heartbeat_misses));
-    }
-    flatbuffers::FlatBufferBuilder fbb;
-    ipc::finish_envelope(fbb, 0, wire::Message::Heartbeat,
-                         wire::CreateHeartbeat(fbb, ++s->heartbeat_sequence_, false).Union());
-    if (s->send(fbb).ok()) s->schedule_heartbeat();
-  });
+  heartbeat_timer_.async_wait(
+      [self = weak_from_this(), gen = generation_](const boost::system::error_code& ec) {
+        auto s = self.lock();
+        if (ec || !s || !s->current_ || s->current_->generation != gen) return;
+        if (s->state_ != PluginState::kReady && s->state_ != PluginState::kDraining) return;
+        if (s->heartbeat_sequence_ - s->heartbeat_answered_ >= s->settings_.heartbeat_misses) {
+          return s->kill_worker(
+              fmt::format("{} heartbeats in a row went unanswered", s->settings_.heartbeat_misses));
+        }
+        flatbuffers::FlatBufferBuilder fbb;
+        ipc::finish_envelope(fbb, 0, wire::Message::Heartbeat,
+                             wire::CreateHeartbeat(fbb, ++s->heartbeat_sequence_, false).Union());
+        if (s->send(fbb).ok()) s->schedule_heartbeat();
+      });
 }
 
 void PluginSupervisor::on_channel_end(const Status& status) {
@@ -588,13 +603,14 @@ void PluginSupervisor::on_channel_end(const Status& status) {
   // then make sure.
   if (state_ == PluginState::kReady) set_state(PluginState::kCrashed);
   auto timer = std::make_shared<boost::asio::steady_timer>(io_, milliseconds(1000));
-  timer->async_wait([self = weak_from_this(), gen = generation_, timer](const boost::system::error_code&) {
-    auto s = self.lock();
-    if (s && s->current_ && s->current_->generation == gen && s->current_->worker &&
-        !s->current_->worker->exited()) {
-      s->kill_worker("it closed its control channel but did not exit");
-    }
-  });
+  timer->async_wait(
+      [self = weak_from_this(), gen = generation_, timer](const boost::system::error_code&) {
+        auto s = self.lock();
+        if (s && s->current_ && s->current_->generation == gen && s->current_->worker &&
+            !s->current_->worker->exited()) {
+          s->kill_worker("it closed its control channel but did not exit");
+        }
+      });
 }
 
 void PluginSupervisor::kill_worker(std::string reason) {
@@ -669,8 +685,8 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
       last_crash_ = details;
       last_crash_reason_ = what;
     }
-    const Status status = w->spawn_error.ok() ? worker_crashed_error(what)
-                                              : w->spawn_error.with_context(who());
+    const Status status =
+        w->spawn_error.ok() ? worker_crashed_error(what) : w->spawn_error.with_context(who());
     fail_all(status);
     set_state(PluginState::kStopped);
     auto cb = std::move(on_ready_);
@@ -683,7 +699,8 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
   last_crash_reason_ = what;
   const auto now = Clock::now();
   crash_times_.push_back(now);
-  while (!crash_times_.empty() && now - crash_times_.front() > settings_.restart.window) crash_times_.pop_front();
+  while (!crash_times_.empty() && now - crash_times_.front() > settings_.restart.window)
+    crash_times_.pop_front();
   // A library that no longer matches its manifest will not match on a retry either.
   const bool quarantine =
       w->library_refused || crash_times_.size() >= settings_.restart.max_crashes;
@@ -711,8 +728,8 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
   }
   if (quarantine && w->library_refused) {
     set_state(PluginState::kQuarantined);
-    fail_all(failed_precondition_error(fmt::format(
-        "{} is quarantined: {}; then deactivate and activate it again", who(), what)));
+    fail_all(failed_precondition_error(
+        fmt::format("{} is quarantined: {}; then deactivate and activate it again", who(), what)));
     return;
   }
   if (quarantine) {
@@ -725,7 +742,8 @@ void PluginSupervisor::on_worker_exit(uint64_t generation, const sandbox::Worker
   }
   set_state(PluginState::kBackoff);
   auto delay = settings_.restart.backoff_initial;
-  for (size_t i = 1; i < crash_times_.size() && delay < settings_.restart.backoff_max; ++i) delay *= 2;
+  for (size_t i = 1; i < crash_times_.size() && delay < settings_.restart.backoff_max; ++i)
+    delay *= 2;
   delay = std::min(delay, settings_.restart.backoff_max);
   backoff_timer_.expires_after(delay);
   backoff_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
@@ -764,8 +782,10 @@ void PluginSupervisor::stop(std::function<void()> on_stopped) {
 void PluginSupervisor::after_drained() {
   if (!current_ || !current_->worker) return;
   flatbuffers::FlatBufferBuilder fbb;
-  ipc::finish_envelope(fbb, next_id_++, wire::Message::Shutdown,
-                       wire::CreateShutdownDirect(fbb, to_deadline_ms(settings_.shutdown_timeout), "deactivated").Union());
+  ipc::finish_envelope(
+      fbb, next_id_++, wire::Message::Shutdown,
+      wire::CreateShutdownDirect(fbb, to_deadline_ms(settings_.shutdown_timeout), "deactivated")
+          .Union());
   if (send(fbb).ok()) current_->worker->set_deadline(settings_.shutdown_timeout);
 }
 

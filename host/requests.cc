@@ -25,24 +25,36 @@ void InferOutputs::release() {
 
 std::string_view finish_reason_name(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kError: return "error";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
   }
   return "unknown";
 }
 
 std::string_view plugin_state_name(PluginState state) {
   switch (state) {
-    case PluginState::kStarting: return "starting";
-    case PluginState::kReady: return "ready";
-    case PluginState::kDraining: return "draining";
-    case PluginState::kStopped: return "stopped";
-    case PluginState::kCrashed: return "crashed";
-    case PluginState::kBackoff: return "backoff";
-    case PluginState::kRestarting: return "restarting";
-    case PluginState::kQuarantined: return "quarantined";
+    case PluginState::kStarting:
+      return "starting";
+    case PluginState::kReady:
+      return "ready";
+    case PluginState::kDraining:
+      return "draining";
+    case PluginState::kStopped:
+      return "stopped";
+    case PluginState::kCrashed:
+      return "crashed";
+    case PluginState::kBackoff:
+      return "backoff";
+    case PluginState::kRestarting:
+      return "restarting";
+    case PluginState::kQuarantined:
+      return "quarantined";
   }
   return "unknown";
 }

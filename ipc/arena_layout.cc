@@ -1,8 +1,8 @@
 #include "pio/ipc/arena_layout.h"
 
-#include <cstring>
-
 #include <fmt/format.h>
+
+#include <cstring>
 
 #include "pio/ipc/message_lane.h"
 
@@ -31,21 +31,21 @@ struct HeaderImage {
 Result<ArenaLayout> ArenaLayout::compute(const ArenaConfig& config) {
   if (config.lane_slots < 2 || config.lane_slots > kMaxLaneSlots ||
       (config.lane_slots & (config.lane_slots - 1)) != 0) {
-    return invalid_argument_error(fmt::format(
-        "arena config: lane_slots {} must be a power of two in [2, {}]", config.lane_slots,
-        kMaxLaneSlots));
+    return invalid_argument_error(
+        fmt::format("arena config: lane_slots {} must be a power of two in [2, {}]",
+                    config.lane_slots, kMaxLaneSlots));
   }
   if (config.lane_slot_bytes < MessageLane::kSlotHeaderBytes + 64 ||
       config.lane_slot_bytes > kMaxLaneSlotBytes || config.lane_slot_bytes % 64 != 0) {
-    return invalid_argument_error(fmt::format(
-        "arena config: lane_slot_bytes {} must be a multiple of 64 in [{}, {}]",
-        config.lane_slot_bytes, MessageLane::kSlotHeaderBytes + 64, kMaxLaneSlotBytes));
+    return invalid_argument_error(
+        fmt::format("arena config: lane_slot_bytes {} must be a multiple of 64 in [{}, {}]",
+                    config.lane_slot_bytes, MessageLane::kSlotHeaderBytes + 64, kMaxLaneSlotBytes));
   }
   for (uint64_t ring : {config.host_to_worker_ring_bytes, config.worker_to_host_ring_bytes}) {
     if (ring == 0 || ring > kMaxRingBytes || ring % kPage != 0) {
-      return invalid_argument_error(fmt::format(
-          "arena config: ring size {} must be a non-zero multiple of {} up to {}", ring, kPage,
-          kMaxRingBytes));
+      return invalid_argument_error(
+          fmt::format("arena config: ring size {} must be a non-zero multiple of {} up to {}", ring,
+                      kPage, kMaxRingBytes));
     }
   }
   ArenaLayout layout;
@@ -83,8 +83,8 @@ Result<ArenaLayout> ArenaLayout::read_from(const ShmArena& arena) {
                      image.worker_to_host_ring_bytes};
   PIO_ASSIGN_OR_RETURN(ArenaLayout layout, compute(config));
   if (layout.total_size() > arena.size()) {
-    return invalid_argument_error(fmt::format("arena header describes {} bytes but the arena has {}",
-                                              layout.total_size(), arena.size()));
+    return invalid_argument_error(fmt::format(
+        "arena header describes {} bytes but the arena has {}", layout.total_size(), arena.size()));
   }
   return layout;
 }

@@ -1,12 +1,11 @@
 #include "pio/ipc/channel.h"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "pio/ipc/socket_packet.h"
 #include "pio/ipc/spin_wait.h"
@@ -57,7 +56,8 @@ Result<Channel> Channel::create(UniqueFd socket, const ShmArena& arena, const Ar
   }
   // Room for the largest packet either way (the default buffer, ~208 KiB, caps a SEQPACKET
   // packet below the limit). Best effort: the kernel clamps to net.core.wmem_max/rmem_max.
-  const int buffer = static_cast<int>(std::min<size_t>(options.limits.max_bytes * 2 + 65536, 1 << 30));
+  const int buffer =
+      static_cast<int>(std::min<size_t>(options.limits.max_bytes * 2 + 65536, 1 << 30));
   (void)setsockopt(socket.get(), SOL_SOCKET, SO_SNDBUF, &buffer, sizeof(buffer));
   (void)setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
   const auto& cfg = layout.config();
@@ -144,7 +144,8 @@ Status Channel::wait_for_lane_space(Deadline deadline) {
       return unavailable_error("the peer closed the control channel while its lane was full");
     }
     if (Clock::now() >= deadline) {
-      return deadline_exceeded_error("message lane stayed full until the deadline (peer not reading)");
+      return deadline_exceeded_error(
+          "message lane stayed full until the deadline (peer not reading)");
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::microseconds(1000));

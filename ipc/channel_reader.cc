@@ -3,9 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
-
 #include <boost/asio/post.hpp>
+#include <cerrno>
 
 namespace pio::ipc {
 

@@ -33,8 +33,8 @@ Status cuda_error(std::string_view call, cudaError_t err) {
     default:
       break;
   }
-  return Status(code, fmt::format("{}: {} ({})", call, cudaGetErrorString(err),
-                                  cudaGetErrorName(err)));
+  return Status(code,
+                fmt::format("{}: {} ({})", call, cudaGetErrorString(err), cudaGetErrorName(err)));
 }
 
 Status check(std::string_view call, cudaError_t err) {
@@ -78,8 +78,8 @@ Result<AllocationRange> allocation_range(const void* ptr) {
   void* symbol = nullptr;
   cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
   PIO_RETURN_IF_ERROR(check("cudaGetDriverEntryPointByVersion(cuMemGetAddressRange)",
-                            cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &symbol,
-                                                             12000, cudaEnableDefault, &found)));
+                            cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &symbol, 12000,
+                                                             cudaEnableDefault, &found)));
   if (found != cudaDriverEntryPointSuccess || symbol == nullptr) {
     return unimplemented_error(
         "cudaGetDriverEntryPointByVersion: the driver has no cuMemGetAddressRange; update the "
@@ -90,9 +90,9 @@ Result<AllocationRange> allocation_range(const void* ptr) {
   const CUresult result = reinterpret_cast<MemGetAddressRange>(symbol)(
       &base, &size, static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(ptr)));
   if (result != CUDA_SUCCESS) {
-    return invalid_argument_error(fmt::format(
-        "cuMemGetAddressRange: {} is not inside a device allocation (CUresult {})", ptr,
-        static_cast<int>(result)));
+    return invalid_argument_error(
+        fmt::format("cuMemGetAddressRange: {} is not inside a device allocation (CUresult {})", ptr,
+                    static_cast<int>(result)));
   }
   return AllocationRange{static_cast<uintptr_t>(base), size};
 }
@@ -110,8 +110,8 @@ flatbuffers::Offset<wire::CudaIpcRef> build_cuda_ipc_ref(flatbuffers::FlatBuffer
                                                          uint64_t offset) {
   const auto mem = fbb.CreateVector(reinterpret_cast<const uint8_t*>(handles.mem_handle.data()),
                                     handles.mem_handle.size());
-  const auto event = fbb.CreateVector(
-      reinterpret_cast<const uint8_t*>(handles.event_handle.data()), handles.event_handle.size());
+  const auto event = fbb.CreateVector(reinterpret_cast<const uint8_t*>(handles.event_handle.data()),
+                                      handles.event_handle.size());
   return wire::CreateCudaIpcRef(fbb, mem, event, handles.device_index, offset,
                                 handles.allocation_id);
 }
@@ -148,9 +148,9 @@ Result<CudaIpcExport> CudaIpcExporter::export_allocation(void* device_ptr, uint6
   PIO_RETURN_IF_ERROR(
       check("cudaPointerGetAttributes", cudaPointerGetAttributes(&attributes, device_ptr)));
   if (attributes.type != cudaMemoryTypeDevice) {
-    return invalid_argument_error(fmt::format(
-        "cuda ipc export: {} is not device memory from cudaMalloc (memory type {})", device_ptr,
-        static_cast<int>(attributes.type)));
+    return invalid_argument_error(
+        fmt::format("cuda ipc export: {} is not device memory from cudaMalloc (memory type {})",
+                    device_ptr, static_cast<int>(attributes.type)));
   }
   ScopedDevice scoped;
   PIO_RETURN_IF_ERROR(scoped.enter(attributes.device));
@@ -162,20 +162,21 @@ Result<CudaIpcExport> CudaIpcExporter::export_allocation(void* device_ptr, uint6
         device_ptr, reinterpret_cast<uintptr_t>(device_ptr) - range.base));
   }
   if (size > range.size) {
-    return invalid_argument_error(fmt::format(
-        "cuda ipc export: {} bytes asked, but the allocation at {} has {} bytes", size,
-        device_ptr, range.size));
+    return invalid_argument_error(
+        fmt::format("cuda ipc export: {} bytes asked, but the allocation at {} has {} bytes", size,
+                    device_ptr, range.size));
   }
 
   cudaIpcMemHandle_t mem_handle{};
   PIO_RETURN_IF_ERROR(check("cudaIpcGetMemHandle", cudaIpcGetMemHandle(&mem_handle, device_ptr)));
   cudaEvent_t event = nullptr;
-  PIO_RETURN_IF_ERROR(check("cudaEventCreateWithFlags(interprocess)",
-                            cudaEventCreateWithFlags(
-                                &event, cudaEventInterprocess | cudaEventDisableTiming)));
+  PIO_RETURN_IF_ERROR(
+      check("cudaEventCreateWithFlags(interprocess)",
+            cudaEventCreateWithFlags(&event, cudaEventInterprocess | cudaEventDisableTiming)));
   cudaIpcEventHandle_t event_handle{};
   Status status = check("cudaEventRecord", cudaEventRecord(event, stream));
-  if (status.ok()) status = check("cudaIpcGetEventHandle", cudaIpcGetEventHandle(&event_handle, event));
+  if (status.ok())
+    status = check("cudaIpcGetEventHandle", cudaIpcGetEventHandle(&event_handle, event));
   if (!status.ok()) {
     static_cast<void>(cudaEventDestroy(event));
     return status;
@@ -223,17 +224,16 @@ Status CudaIpcExporter::release_all() {
 // --- consumer ---
 
 Result<CudaIpcImport> CudaIpcImport::open(std::span<const std::byte> mem_handle,
-                                          std::span<const std::byte> event_handle,
-                                          int device_index, uint64_t allocation_id,
-                                          cudaStream_t stream) {
+                                          std::span<const std::byte> event_handle, int device_index,
+                                          uint64_t allocation_id, cudaStream_t stream) {
   PIO_RETURN_IF_ERROR(check_handle_length("memory", mem_handle.size()));
   PIO_RETURN_IF_ERROR(check_handle_length("event", event_handle.size()));
   int device_count = 0;
   PIO_RETURN_IF_ERROR(check("cudaGetDeviceCount", cudaGetDeviceCount(&device_count)));
   if (device_index < 0 || device_index >= device_count) {
-    return invalid_argument_error(fmt::format(
-        "cuda ipc import: device index {} is not one of this process's {} devices", device_index,
-        device_count));
+    return invalid_argument_error(
+        fmt::format("cuda ipc import: device index {} is not one of this process's {} devices",
+                    device_index, device_count));
   }
   ScopedDevice scoped;
   PIO_RETURN_IF_ERROR(scoped.enter(device_index));
@@ -265,8 +265,8 @@ Result<CudaIpcImport> CudaIpcImport::open(std::span<const std::byte> mem_handle,
 }
 
 Result<CudaIpcImport> CudaIpcImport::open(const CudaIpcExport& handles, cudaStream_t stream) {
-  return open(handles.mem_handle, handles.event_handle, handles.device_index,
-              handles.allocation_id, stream);
+  return open(handles.mem_handle, handles.event_handle, handles.device_index, handles.allocation_id,
+              stream);
 }
 
 CudaIpcImport::CudaIpcImport(CudaIpcImport&& other) noexcept
@@ -296,9 +296,9 @@ Result<const void*> CudaIpcImport::range(uint64_t offset, uint64_t length) const
         fmt::format("cuda ipc import of allocation {} is closed", allocation_id_));
   }
   if (offset > size_ || length > size_ - offset) {
-    return invalid_argument_error(fmt::format(
-        "cuda ipc: offset {} with length {} is not inside allocation {} of {} bytes", offset,
-        length, allocation_id_, size_));
+    return invalid_argument_error(
+        fmt::format("cuda ipc: offset {} with length {} is not inside allocation {} of {} bytes",
+                    offset, length, allocation_id_, size_));
   }
   return static_cast<const void*>(static_cast<const std::byte*>(device_ptr_) + offset);
 }

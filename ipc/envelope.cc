@@ -12,8 +12,8 @@ Result<const wire::Envelope*> verify_envelope(std::span<const uint8_t> bytes,
   }
   // Root offset + file identifier + the smallest table.
   if (bytes.size() < 12) {
-    return invalid_argument_error(
-        fmt::format("packet of {} bytes is truncated (an envelope needs at least 12)", bytes.size()));
+    return invalid_argument_error(fmt::format(
+        "packet of {} bytes is truncated (an envelope needs at least 12)", bytes.size()));
   }
   if (!wire::EnvelopeBufferHasIdentifier(bytes.data())) {
     return invalid_argument_error("packet does not carry the envelope identifier \"PIO1\"");
@@ -33,9 +33,10 @@ Result<const wire::Envelope*> verify_envelope(std::span<const uint8_t> bytes,
   const auto type = envelope->message_type();
   // The generated verifier accepts union types it does not know (forward compatibility); we do
   // not guess at a message from a newer peer.
-  if (type == wire::Message::NONE || static_cast<uint8_t>(type) > static_cast<uint8_t>(wire::Message::MAX)) {
-    return invalid_argument_error(fmt::format("envelope carries an unknown message type {}",
-                                              static_cast<unsigned>(type)));
+  if (type == wire::Message::NONE ||
+      static_cast<uint8_t>(type) > static_cast<uint8_t>(wire::Message::MAX)) {
+    return invalid_argument_error(
+        fmt::format("envelope carries an unknown message type {}", static_cast<unsigned>(type)));
   }
   if (envelope->message() == nullptr) {
     return invalid_argument_error(
@@ -50,8 +51,8 @@ std::string_view message_type_name(wire::Message type) {
   return "unknown";
 }
 
-void finish_envelope(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
-                     wire::Message type, flatbuffers::Offset<void> message) {
+void finish_envelope(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id, wire::Message type,
+                     flatbuffers::Offset<void> message) {
   auto envelope = wire::CreateEnvelope(fbb, request_id, type, message);
   wire::FinishEnvelopeBuffer(fbb, envelope);
 }
@@ -68,8 +69,8 @@ ErrorCode from_wire(wire::ErrorCode code) {
 
 namespace pio::ipc {
 static_assert(static_cast<int>(wire::ErrorCode::WorkerCrashed) ==
-                  static_cast<int>(ErrorCode::kWorkerCrashed) &&
-              static_cast<int>(wire::ErrorCode::InvalidArgument) ==
-                  static_cast<int>(ErrorCode::kInvalidArgument),
+                      static_cast<int>(ErrorCode::kWorkerCrashed) &&
+                  static_cast<int>(wire::ErrorCode::InvalidArgument) ==
+                      static_cast<int>(ErrorCode::kInvalidArgument),
               "wire::ErrorCode must mirror pio::ErrorCode value for value");
 }  // namespace pio::ipc

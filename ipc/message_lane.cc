@@ -1,9 +1,9 @@
 #include "pio/ipc/message_lane.h"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace pio::ipc {
 namespace {
@@ -18,9 +18,7 @@ std::atomic_ref<T> shared_word(std::byte* region, uint64_t offset) {
   return std::atomic_ref<T>(*reinterpret_cast<T*>(region + offset));
 }
 
-Status violation(std::string what) {
-  return invalid_argument_error("protocol violation: " + what);
-}
+Status violation(std::string what) { return invalid_argument_error("protocol violation: " + what); }
 
 }  // namespace
 
@@ -35,10 +33,13 @@ Result<uint64_t> LaneWriter::slots_in_use() {
   // The consumer's tail is re-read only when the lane looks full: in a busy exchange that keeps
   // its cache line where it is (each transfer between CPUs costs ~60 ns here).
   if (head_ - cached_tail_ == slots_) {
-    const uint64_t tail = shared_word<uint64_t>(region_, kTailOffset).load(std::memory_order_acquire);
+    const uint64_t tail =
+        shared_word<uint64_t>(region_, kTailOffset).load(std::memory_order_acquire);
     if (tail > head_ || head_ - tail > slots_ || tail < cached_tail_) {
-      return violation(fmt::format("lane tail {} is impossible with head {}, {} slots and an "
-                                   "earlier tail {}", tail, head_, slots_, cached_tail_));
+      return violation(
+          fmt::format("lane tail {} is impossible with head {}, {} slots and an "
+                      "earlier tail {}",
+                      tail, head_, slots_, cached_tail_));
     }
     cached_tail_ = tail;
   }
@@ -70,7 +71,8 @@ Status LaneWriter::try_push(LaneSlotKind kind, std::span<const uint8_t> payload)
 }
 
 bool LaneWriter::take_consumer_sleeping() {
-  return shared_word<uint32_t>(region_, kSleepingOffset).exchange(0, std::memory_order_seq_cst) != 0;
+  return shared_word<uint32_t>(region_, kSleepingOffset).exchange(0, std::memory_order_seq_cst) !=
+         0;
 }
 
 LaneReader::LaneReader(std::byte* region, uint32_t slots, uint32_t slot_bytes)
@@ -80,8 +82,8 @@ Result<bool> LaneReader::has_message() const {
   const std::byte* slot =
       region_ + MessageLane::kSlotsOffset + (tail_ & (slots_ - 1)) * uint64_t{slot_bytes_};
   const uint64_t sequence =
-      std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(const_cast<std::byte*>(slot) +
-                                                             kSequenceOffset))
+      std::atomic_ref<uint64_t>(
+          *reinterpret_cast<uint64_t*>(const_cast<std::byte*>(slot) + kSequenceOffset))
           .load(std::memory_order_seq_cst);
   const uint64_t expected = tail_ + 1;
   // Not yet written: the slot still holds the number from the previous lap (0 on the first).
@@ -102,8 +104,8 @@ Result<bool> LaneReader::try_pop(LaneSlotKind* kind, std::vector<uint8_t>* out) 
   const uint32_t length = header[0];
   const uint32_t max_payload = slot_bytes_ - MessageLane::kSlotHeaderBytes;
   if (length > max_payload) {
-    return violation(
-        fmt::format("lane slot claims {} bytes, more than the {} a slot holds", length, max_payload));
+    return violation(fmt::format("lane slot claims {} bytes, more than the {} a slot holds", length,
+                                 max_payload));
   }
   if (header[1] != static_cast<uint32_t>(LaneSlotKind::kInline) &&
       header[1] != static_cast<uint32_t>(LaneSlotKind::kOnSocket)) {

@@ -1,14 +1,13 @@
 #include "pio/ipc/shm_arena.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace pio::ipc {
 namespace {

@@ -85,9 +85,9 @@ Status ShmRing::release(uint64_t offset, uint64_t length) {
         offset, length, base_, base_ + size_));
   }
   if (it->second.length != length) {
-    return invalid_argument_error(fmt::format(
-        "shm ring: release of offset {} says {} bytes, but the slot there has {} bytes", offset,
-        length, it->second.length));
+    return invalid_argument_error(
+        fmt::format("shm ring: release of offset {} says {} bytes, but the slot there has {} bytes",
+                    offset, length, it->second.length));
   }
   const uint64_t index = it->second.sequence - first_sequence_;
   PIO_CHECK(index < order_.size() && !order_[index].released);

@@ -1,11 +1,10 @@
 #include "pio/ipc/socket_packet.h"
 
+#include <fmt/format.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace pio::ipc {
 namespace {
@@ -96,8 +95,8 @@ Result<ReceivedPacket> receive_packet(int socket, std::vector<uint8_t>* bytes, s
   ReceivedPacket packet;
   collect_fds(&msg, &packet.fds);  // owned from here on: closed if we refuse the packet
   if (oversized) {
-    return invalid_argument_error(fmt::format(
-        "oversized packet: {} bytes, the limit is {}", size, max_bytes));
+    return invalid_argument_error(
+        fmt::format("oversized packet: {} bytes, the limit is {}", size, max_bytes));
   }
   if (msg.msg_flags & MSG_CTRUNC) {
     return invalid_argument_error(

@@ -12,8 +12,10 @@ constexpr std::string_view kKnownDtypes = "F32, F16, BF16, F64, I8, U8, I16, I32
 
 std::string_view ring_name(wire::Ring ring) {
   switch (ring) {
-    case wire::Ring::HostToWorker: return "HostToWorker";
-    case wire::Ring::WorkerToHost: return "WorkerToHost";
+    case wire::Ring::HostToWorker:
+      return "HostToWorker";
+    case wire::Ring::WorkerToHost:
+      return "WorkerToHost";
   }
   return "unknown";
 }
@@ -49,7 +51,8 @@ std::optional<std::string> name_problem(std::string_view name, size_t max_bytes)
   while (i < name.size()) {
     const auto c = static_cast<unsigned char>(name[i]);
     if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) return fmt::format("has control character 0x{:02x} at byte {}", c, i);
+      if (c < 0x20 || c == 0x7f)
+        return fmt::format("has control character 0x{:02x} at byte {}", c, i);
       ++i;
       continue;
     }
@@ -65,7 +68,8 @@ std::optional<std::string> name_problem(std::string_view name, size_t max_bytes)
     } else {
       return fmt::format("is not valid UTF-8 (byte 0x{:02x} at {})", c, i);
     }
-    if (extra >= name.size() - i) return fmt::format("is not valid UTF-8 (truncated at byte {})", i);
+    if (extra >= name.size() - i)
+      return fmt::format("is not valid UTF-8 (truncated at byte {})", i);
     for (size_t k = 1; k <= extra; ++k) {
       const auto cont = static_cast<unsigned char>(name[i + k]);
       if ((cont & 0xc0) != 0x80) return fmt::format("is not valid UTF-8 (byte {})", i + k);
@@ -92,32 +96,52 @@ std::string shape_text(std::span<const int64_t> shape) {
 
 size_t dtype_size(wire::DType dtype) {
   switch (dtype) {
-    case wire::DType::F32: return 4;
-    case wire::DType::F16: return 2;
-    case wire::DType::BF16: return 2;
-    case wire::DType::F64: return 8;
-    case wire::DType::I8: return 1;
-    case wire::DType::U8: return 1;
-    case wire::DType::I16: return 2;
-    case wire::DType::I32: return 4;
-    case wire::DType::I64: return 8;
-    case wire::DType::Bool: return 1;
+    case wire::DType::F32:
+      return 4;
+    case wire::DType::F16:
+      return 2;
+    case wire::DType::BF16:
+      return 2;
+    case wire::DType::F64:
+      return 8;
+    case wire::DType::I8:
+      return 1;
+    case wire::DType::U8:
+      return 1;
+    case wire::DType::I16:
+      return 2;
+    case wire::DType::I32:
+      return 4;
+    case wire::DType::I64:
+      return 8;
+    case wire::DType::Bool:
+      return 1;
   }
   return 0;
 }
 
 std::string_view dtype_name(wire::DType dtype) {
   switch (dtype) {
-    case wire::DType::F32: return "F32";
-    case wire::DType::F16: return "F16";
-    case wire::DType::BF16: return "BF16";
-    case wire::DType::F64: return "F64";
-    case wire::DType::I8: return "I8";
-    case wire::DType::U8: return "U8";
-    case wire::DType::I16: return "I16";
-    case wire::DType::I32: return "I32";
-    case wire::DType::I64: return "I64";
-    case wire::DType::Bool: return "Bool";
+    case wire::DType::F32:
+      return "F32";
+    case wire::DType::F16:
+      return "F16";
+    case wire::DType::BF16:
+      return "BF16";
+    case wire::DType::F64:
+      return "F64";
+    case wire::DType::I8:
+      return "I8";
+    case wire::DType::U8:
+      return "U8";
+    case wire::DType::I16:
+      return "I16";
+    case wire::DType::I32:
+      return "I32";
+    case wire::DType::I64:
+      return "I64";
+    case wire::DType::Bool:
+      return "Bool";
   }
   return "unknown";
 }
@@ -126,8 +150,8 @@ bool is_known_dtype(wire::DType dtype) { return dtype_size(dtype) != 0; }
 
 Result<uint64_t> tensor_byte_size(wire::DType dtype, std::span<const int64_t> shape) {
   if (!is_known_dtype(dtype)) {
-    return invalid_argument_error(fmt::format("dtype {} is not one of {}",
-                                              static_cast<unsigned>(dtype), kKnownDtypes));
+    return invalid_argument_error(
+        fmt::format("dtype {} is not one of {}", static_cast<unsigned>(dtype), kKnownDtypes));
   }
   if (shape.size() > kMaxTensorRank) {
     return invalid_argument_error(
@@ -136,8 +160,8 @@ Result<uint64_t> tensor_byte_size(wire::DType dtype, std::span<const int64_t> sh
   bool empty = false;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] < 0) {
-      return invalid_argument_error(fmt::format("dimension {} of shape {} is negative ({})", i,
-                                                shape_text(shape), shape[i]));
+      return invalid_argument_error(
+          fmt::format("dimension {} of shape {} is negative ({})", i, shape_text(shape), shape[i]));
     }
     empty = empty || shape[i] == 0;
   }
@@ -165,7 +189,8 @@ Result<TensorView> validate_tensor_desc(const wire::TensorDesc* desc, wire::Ring
   const std::string_view raw_name =
       wire_name != nullptr ? std::string_view(wire_name->data(), wire_name->size()) : "";
   const std::string shown = printable_name(raw_name);
-  if (wire_name == nullptr) return bad_field(shown, "name", "is missing; every tensor needs a name");
+  if (wire_name == nullptr)
+    return bad_field(shown, "name", "is missing; every tensor needs a name");
   if (auto problem = name_problem(raw_name, limits.max_name_bytes)) {
     return bad_field(shown, "name", *problem);
   }
@@ -186,9 +211,9 @@ Result<TensorView> validate_tensor_desc(const wire::TensorDesc* desc, wire::Ring
 
   const wire::Ring ring = desc->ring();
   if (!is_known_ring(ring)) {
-    return bad_field(shown, "ring",
-                     fmt::format("{} is not one of HostToWorker, WorkerToHost",
-                                 static_cast<unsigned>(ring)));
+    return bad_field(
+        shown, "ring",
+        fmt::format("{} is not one of HostToWorker, WorkerToHost", static_cast<unsigned>(ring)));
   }
   if (ring != expected_ring) {
     return bad_field(shown, "ring",
@@ -206,15 +231,16 @@ Result<TensorView> validate_tensor_desc(const wire::TensorDesc* desc, wire::Ring
   TensorShape shape;
   if (const flatbuffers::Vector<int64_t>* wire_shape = desc->shape()) {
     if (wire_shape->size() > limits.max_rank) {
-      return bad_field(shown, "shape",
-                       fmt::format("has rank {}; at most {} is allowed", wire_shape->size(),
-                                   limits.max_rank));
+      return bad_field(
+          shown, "shape",
+          fmt::format("has rank {}; at most {} is allowed", wire_shape->size(), limits.max_rank));
     }
     // The flatbuffers Verifier (2.0.8) checks a vector's length prefix but not that 8-byte
     // elements are 8-byte aligned; a real builder always aligns them, so a misaligned shape is
     // forged. Refuse it rather than read it.
     if (reinterpret_cast<uintptr_t>(wire_shape->Data()) % alignof(int64_t) != 0) {
-      return bad_field(shown, "shape", "is not 8-byte aligned (not written by a flatbuffers builder)");
+      return bad_field(shown, "shape",
+                       "is not 8-byte aligned (not written by a flatbuffers builder)");
     }
     shape.assign(wire_shape->begin(), wire_shape->end());
   }
@@ -257,19 +283,17 @@ Result<TensorView> validate_tensor_desc(const wire::TensorDesc* desc, wire::Ring
   return view;
 }
 
-Result<flatbuffers::Offset<wire::TensorDesc>> build_tensor_desc(flatbuffers::FlatBufferBuilder& fbb,
-                                                                std::string_view name,
-                                                                wire::DType dtype,
-                                                                std::span<const int64_t> shape,
-                                                                wire::Ring ring,
-                                                                const RingSlot& slot) {
+Result<flatbuffers::Offset<wire::TensorDesc>> build_tensor_desc(
+    flatbuffers::FlatBufferBuilder& fbb, std::string_view name, wire::DType dtype,
+    std::span<const int64_t> shape, wire::Ring ring, const RingSlot& slot) {
   const std::string shown = printable_name(name);
   if (auto problem = name_problem(name, TensorDescLimits{}.max_name_bytes)) {
     return bad_field(shown, "name", *problem);
   }
   if (!is_known_ring(ring)) {
-    return bad_field(shown, "ring", fmt::format("{} is not one of HostToWorker, WorkerToHost",
-                                                static_cast<unsigned>(ring)));
+    return bad_field(
+        shown, "ring",
+        fmt::format("{} is not one of HostToWorker, WorkerToHost", static_cast<unsigned>(ring)));
   }
   auto bytes = tensor_byte_size(dtype, shape);
   if (!bytes.ok()) return bad_field(shown, "shape", bytes.status().message());

@@ -7,8 +7,8 @@
 
 #include "fmt/format.h"
 #include "internal/output_ring.h"
-#include "pio/ipc/unique_fd.h"
 #include "internal/worker_services.h"
+#include "pio/ipc/unique_fd.h"
 
 namespace pio::sdk {
 
@@ -109,7 +109,8 @@ Result<InProcessPlugin::Answer> InProcessPlugin::infer(std::string_view command,
   return answer;
 }
 
-Status InProcessPlugin::load_model(const std::filesystem::path& path, std::string_view config_json) {
+Status InProcessPlugin::load_model(const std::filesystem::path& path,
+                                   std::string_view config_json) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return errno_status(fmt::format("load_model: {}", path.string()), errno);
   const std::string absolute = std::filesystem::absolute(path).string();

@@ -305,9 +305,9 @@ pio_error* generate(pio_plugin* plugin, pio_call* call, const pio_generate_reque
       r.prompt_token_ids = std::span(request->prompt_token_ids, request->n_prompt_token_ids);
     }
     if constexpr (kChat) {
-      PIO_ASSIGN_OR_RETURN(Json chat, parse_json("chat_completion: the messages",
-                                                 request->messages_json,
-                                                 request->messages_json_len));
+      PIO_ASSIGN_OR_RETURN(Json chat,
+                           parse_json("chat_completion: the messages", request->messages_json,
+                                      request->messages_json_len));
       PIO_RETURN_IF_ERROR(split_chat_request(std::move(chat), &r));
     }
     r.params = sampling_from(request->params);

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
+  clang-format-14 clang-tidy-14         # scripts/check-style.sh: one formatter version, so CI and every machine agree
   # libraries (DESIGN.md section 3)
   libboost-dev                         # Asio, Beast, Interprocess (header-only in 1.74)
   libflatbuffers-dev flatbuffers-compiler

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds (2 cores), runs every test.
+# The test command: installs what is missing, checks formatting, builds (2 cores), runs every test.
 #   1. the main build (g++, warnings as errors) and all its ctest suites;
 #   2. a clang build with AddressSanitizer + UndefinedBehaviorSanitizer of the suites that parse
 #      untrusted bytes (listed in PIO_ASAN_SUITES), and a short smoke run of every fuzz target.
@@ -10,6 +10,9 @@ root=$(pwd)
 
 bash scripts/install-deps.sh
 if [ -f scripts/fetch-test-data.sh ]; then bash scripts/fetch-test-data.sh; fi
+
+echo "== formatting (scripts/check-style.sh: clang-format as .clang-format configures it)"
+PIO_TIDY=0 bash scripts/check-style.sh "${PIO_BUILD_DIR:-build}"
 
 build=${PIO_BUILD_DIR:-build}
 jobs=${PIO_JOBS:-2}

@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
   pio::Host& host = **created;
 
   const auto report = host.discover_and_load_plugins();
-  for (const auto& skipped : report.skipped) std::fprintf(stderr, "skipped: %s\n", skipped.message().c_str());
+  for (const auto& skipped : report.skipped)
+    std::fprintf(stderr, "skipped: %s\n", skipped.message().c_str());
   if (pio::Status s = host.activate_plugin(plugin); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.to_string().c_str());
     return 1;

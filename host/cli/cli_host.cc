@@ -77,8 +77,9 @@ void add_host_options(CLI::App* app, HostOptions* o) {
 
 void add_plugin_options(CLI::App* app, PluginOptions* o, bool require_model) {
   app->add_option("--plugin", o->plugin, "Plugin to run")->capture_default_str()->group("Plugin");
-  auto* model = app->add_option("--model", o->model, "Model directory (the plugin's only model root)")
-                    ->group("Plugin");
+  auto* model =
+      app->add_option("--model", o->model, "Model directory (the plugin's only model root)")
+          ->group("Plugin");
   if (require_model) model->required();
   o->trust_flag = app->add_option("--trust", o->trust, "Trust level: the sandbox policy")
                       ->check(CLI::IsMember({"low", "medium", "high", "maximum"}))

@@ -18,7 +18,8 @@ namespace pio::host::internal {
 
 class JsonFields {
  public:
-  // `object` must outlive this; `where` is "file: field" prefix material ("echo.json", "plugins.echo").
+  // `object` must outlive this; `where` is "file: field" prefix material ("echo.json",
+  // "plugins.echo").
   JsonFields(const nlohmann::json& object, std::string source, std::string path);
 
   static Result<nlohmann::json> parse(std::string_view text, std::string_view source);

@@ -6,9 +6,9 @@
 // the last kMaxLines lines of at most kMaxLineBytes each are kept, whatever it writes. Loop
 // thread only.
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <array>
 #include <deque>
 #include <memory>
 #include <string>

@@ -39,7 +39,9 @@ class OutputLease {
   OutputLease(std::shared_ptr<const ipc::ShmArena> arena, std::vector<ipc::TensorView> views,
               std::shared_ptr<LoopPoster> poster,
               std::function<void(const std::vector<ipc::TensorView>&)> release)
-      : arena_(std::move(arena)), views_(std::move(views)), poster_(std::move(poster)),
+      : arena_(std::move(arena)),
+        views_(std::move(views)),
+        poster_(std::move(poster)),
         release_(std::move(release)) {}
   ~OutputLease() {
     if (poster_ && release_ && !views_.empty()) {

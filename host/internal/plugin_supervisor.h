@@ -50,9 +50,9 @@ struct WorkerIncarnation {
   std::shared_ptr<LogTail> log;
   std::optional<ipc::ShmRing> input_ring;
   bool hello_seen = false;
-  bool can_resume = false;  // its Hello lists sdk::kCapabilityResume
-  std::string kill_reason;  // why the host killed it, when it did
-  Status spawn_error;       // why it never started (no process then)
+  bool can_resume = false;       // its Hello lists sdk::kCapabilityResume
+  std::string kill_reason;       // why the host killed it, when it did
+  Status spawn_error;            // why it never started (no process then)
   bool library_refused = false;  // its library no longer matches the manifest: quarantine now
   std::chrono::steady_clock::time_point spawned_at;
   // Messages its full lane could not take yet, oldest first (PluginSupervisor::send), and since
@@ -157,7 +157,8 @@ class PluginSupervisor : public std::enable_shared_from_this<PluginSupervisor> {
   void begin_initialize();
   void become_ready();
   // `deadline`: when the request must be done (a queued one has already waited part of it).
-  void send_request(uint64_t id, Submission submission, std::chrono::steady_clock::time_point deadline);
+  void send_request(uint64_t id, Submission submission,
+                    std::chrono::steady_clock::time_point deadline);
   std::chrono::milliseconds deadline_of(const Submission& submission) const;
   void finish_request(uint64_t id);
   void on_deadline(uint64_t id);

@@ -13,7 +13,8 @@ TEST(HostConfig, PluginSettingsAreReadOverTheDefaults) {
     "defaults": {"trust_level": "medium", "request_deadline_ms": 1234,
                  "restart": {"max_crashes": 3, "window_ms": 1000, "backoff_initial_ms": 10, "backoff_max_ms": 80}},
     "plugins": {"echo": {"trust_level": "low", "model_roots": ["/srv/models"], "limits": {"memory_mb": 128}}}
-  })", "c.json");
+  })",
+                                  "c.json");
   ASSERT_TRUE(config.ok()) << config.status().to_string();
   const PluginSettings& echo = config->settings_for("echo");
   EXPECT_EQ(echo.trust_level, sandbox::TrustLevel::kLow);
@@ -43,7 +44,8 @@ TEST(HostConfig, MistakesAreRefusedNamingTheField) {
       {R"({"defaults": {"trust_level": "root"}})", "defaults.trust_level"},
       {R"({"plugins": {"echo": {"model_roots": ["relative"]}}})", "plugins.echo.model_roots[0]"},
       {R"({"plugins": {"echo": {"limits": {"memory_gb": 1}}}})", "plugins.echo.limits.memory_gb"},
-      {R"({"defaults": {"restart": {"backoff_initial_ms": 100, "backoff_max_ms": 10}}})", "defaults.restart.backoff_max_ms"},
+      {R"({"defaults": {"restart": {"backoff_initial_ms": 100, "backoff_max_ms": 10}}})",
+       "defaults.restart.backoff_max_ms"},
       {R"({"worker_path": "pio-worker"})", "worker_path"},
       {R"({"plugin_dir": []})", "plugin_dir"},
   };

@@ -34,9 +34,12 @@ void HostFixture::TearDown() {
 fs::path HostFixture::install_plugin(const fs::path& built_dir, const std::string& name) {
   const fs::path dir = root_ / "plugins" / name;
   fs::create_directories(dir);
-  fs::copy_file(built_dir / "plugin_manifest.json", dir / "plugin_manifest.json", fs::copy_options::overwrite_existing);
-  fs::copy_file(built_dir / ("lib" + name + ".so"), dir / ("lib" + name + ".so"), fs::copy_options::overwrite_existing);
-  for (const auto& entry : fs::recursive_directory_iterator(root_)) chmod(entry.path().c_str(), 0755);
+  fs::copy_file(built_dir / "plugin_manifest.json", dir / "plugin_manifest.json",
+                fs::copy_options::overwrite_existing);
+  fs::copy_file(built_dir / ("lib" + name + ".so"), dir / ("lib" + name + ".so"),
+                fs::copy_options::overwrite_existing);
+  for (const auto& entry : fs::recursive_directory_iterator(root_))
+    chmod(entry.path().c_str(), 0755);
   chmod(root_.c_str(), 0755);
   return dir;
 }
@@ -59,7 +62,11 @@ std::string HostFixture::config_json(const std::string& extra) const {
         {"start_timeout_ms", 10000},
         {"shutdown_timeout_ms", 1000},
         {"limits", {{"memory_mb", 256}, {"pids", 32}}},
-        {"restart", {{"max_crashes", 100}, {"window_ms", 60000}, {"backoff_initial_ms", 5}, {"backoff_max_ms", 50}}}}},
+        {"restart",
+         {{"max_crashes", 100},
+          {"window_ms", 60000},
+          {"backoff_initial_ms", 5},
+          {"backoff_max_ms", 50}}}}},
       {"plugins", {{"echo", {{"model_roots", {(root_ / "models").string()}}}}}},
   };
   config.merge_patch(nlohmann::json::parse(extra));

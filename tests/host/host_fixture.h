@@ -20,7 +20,8 @@ class HostFixture : public ::testing::Test {
   void TearDown() override;
 
   // Copies a built plugin folder (library + built manifest) to <root>/plugins/<name>.
-  std::filesystem::path install_plugin(const std::filesystem::path& built_dir, const std::string& name);
+  std::filesystem::path install_plugin(const std::filesystem::path& built_dir,
+                                       const std::string& name);
   std::filesystem::path install_hostile(const std::string& mode);
   // The host config every test starts from; `extra` (JSON object) is merged over it.
   std::string config_json(const std::string& extra = "{}") const;

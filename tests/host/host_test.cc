@@ -34,7 +34,8 @@ TEST_F(HostTest, EchoAnswersInferExecuteAndGenerateThroughTheSandbox) {
   std::vector<uint8_t> big(1 << 20);
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7);
   InferRequest request;
-  request.inputs.push_back({"big", wire::DType::U8, {1 << 20}, std::as_bytes(std::span<const uint8_t>(big))});
+  request.inputs.push_back(
+      {"big", wire::DType::U8, {1 << 20}, std::as_bytes(std::span<const uint8_t>(big))});
   auto out = host_->execute_plugin("echo", std::move(request));
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   const auto* y = out->find("big");
@@ -58,15 +59,17 @@ TEST_F(HostTest, EchoAnswersInferExecuteAndGenerateThroughTheSandbox) {
   EXPECT_EQ(text->finish_reason, FinishReason::kStop);
 
   std::vector<std::string> pieces;
-  auto streamed = host_->generate_stream("echo", "stream", {.max_tokens = 3}, [&](const TokenChunk& chunk) {
-    pieces.push_back(chunk.text);
-    return true;
-  });
+  auto streamed =
+      host_->generate_stream("echo", "stream", {.max_tokens = 3}, [&](const TokenChunk& chunk) {
+        pieces.push_back(chunk.text);
+        return true;
+      });
   ASSERT_TRUE(streamed.ok()) << streamed.status().to_string();
   EXPECT_THAT(pieces, ::testing::ElementsAre("s", "t", "r"));
   EXPECT_EQ(streamed->finish_reason, FinishReason::kLength);
 
-  auto chat = host_->chat("echo", R"([{"role": "user", "content": "hi there"}])", {.max_tokens = 100});
+  auto chat =
+      host_->chat("echo", R"([{"role": "user", "content": "hi there"}])", {.max_tokens = 100});
   ASSERT_TRUE(chat.ok()) << chat.status().to_string();
   EXPECT_EQ(chat->text, "hi there");
 
@@ -127,13 +130,15 @@ TEST_F(HostTest, ModelPathsOutsideTheRootsAreRefusedBeforeAnyWorkerStarts) {
     EXPECT_THAT(s.message(), HasSubstr("plugin \"echo\"")) << path;
   }
   EXPECT_EQ(host_->list_plugins()[0].state, PluginState::kStopped);
-  Status good = host_->activate_plugin("echo", {.model_path = (root_ / "models" / "echo").string()});
+  Status good =
+      host_->activate_plugin("echo", {.model_path = (root_ / "models" / "echo").string()});
   ASSERT_TRUE(good.ok()) << good.to_string();
   InferRequest info;
   info.command = "pio.get_model_info";
   auto answer = host_->execute_plugin("echo", std::move(info));
   ASSERT_TRUE(answer.ok()) << answer.status().to_string();
-  EXPECT_EQ(nlohmann::json::parse(answer->json())["model_path"], fs::canonical(root_ / "models" / "echo").string());
+  EXPECT_EQ(nlohmann::json::parse(answer->json())["model_path"],
+            fs::canonical(root_ / "models" / "echo").string());
 }
 
 TEST_F(HostTest, AnInstanceIsASecondWorkerOfThePluginThatGoesWithIt) {

@@ -2,7 +2,6 @@
 // stays up, the caller gets a typed error saying what happened, and echo keeps answering.
 
 #include <errno.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -14,9 +13,8 @@
 #include <vector>
 
 #include "fmt/format.h"
-#include "pio/ipc/arena_layout.h"
-
 #include "host_fixture.h"
+#include "pio/ipc/arena_layout.h"
 
 namespace pio::host {
 namespace {
@@ -58,7 +56,8 @@ class HostilePluginTest : public testing::HostFixture {
   Result<InferOutputs> infer() {
     const float x[2] = {1.0f, 2.0f};
     InferRequest request;
-    request.inputs.push_back({"x", wire::DType::F32, {2}, std::as_bytes(std::span<const float>(x))});
+    request.inputs.push_back(
+        {"x", wire::DType::F32, {2}, std::as_bytes(std::span<const float>(x))});
     return host_->execute_plugin(name_, std::move(request));
   }
 
@@ -189,7 +188,8 @@ TEST_F(HostilePluginTest, ATenGibOutputIsRefusedWithoutAnyCrash) {
   start("huge_output");
   ASSERT_FALSE(HasFailure());
   Status s = infer().status();
-  EXPECT_THAT(s.code(), AnyOf(ErrorCode::kResourceExhausted, ErrorCode::kInvalidArgument)) << s.to_string();
+  EXPECT_THAT(s.code(), AnyOf(ErrorCode::kResourceExhausted, ErrorCode::kInvalidArgument))
+      << s.to_string();
   EXPECT_THAT(s.message(), HasSubstr("plugin \"hostile_huge_output\""));
   EXPECT_EQ(host_->plugin_status(name_)->crashes, 0u);
   expect_echo_answers();
@@ -199,10 +199,11 @@ TEST_F(HostilePluginTest, ASlowDripHitsTheDeadline) {
   start("slow_drip", R"({"request_deadline_ms": 1000})");
   ASSERT_FALSE(HasFailure());
   int chunks = 0;
-  auto r = host_->generate_stream(name_, std::string(100, 'x'), {.max_tokens = 100}, [&](const TokenChunk&) {
-    ++chunks;
-    return true;
-  });
+  auto r = host_->generate_stream(name_, std::string(100, 'x'), {.max_tokens = 100},
+                                  [&](const TokenChunk&) {
+                                    ++chunks;
+                                    return true;
+                                  });
   EXPECT_EQ(r.status().code(), ErrorCode::kDeadlineExceeded) << r.status().to_string();
   EXPECT_GE(chunks, 1);
   EXPECT_LT(chunks, 100);
@@ -230,7 +231,8 @@ TEST_F(HostilePluginTest, ExitZeroDuringARequestIsACrash) {
 }
 
 TEST_F(HostilePluginTest, AWorkerThatStopsListeningIsKilledForMissedHeartbeats) {
-  start("stall_reader", R"({"request_deadline_ms": 30000, "heartbeat_interval_ms": 100, "heartbeat_misses": 3})");
+  start("stall_reader",
+        R"({"request_deadline_ms": 30000, "heartbeat_interval_ms": 100, "heartbeat_misses": 3})");
   ASSERT_FALSE(HasFailure());
   // Only the heartbeats can end this request before its 30 s deadline.
   expect_crash(infer().status(), "heartbeats in a row went unanswered");

@@ -1,6 +1,7 @@
 // The host's end of a channel against a peer that lies: raw bytes in the lane and on the socket,
 // impossible indices, a scribbling process. The host must report each, never crash or hang.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -10,8 +11,6 @@
 #include <numeric>
 #include <optional>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "ipc_test_process.h"
 #include "pio/ipc/channel.h"
@@ -43,11 +42,13 @@ class HostileChannel : public ::testing::Test {
     auto sockets = make_packet_socketpair();
     ASSERT_TRUE(sockets.ok());
     peer_socket_ = std::move(sockets->second);
-    auto channel = Channel::create(std::move(sockets->first), *arena_, *layout_, ChannelSide::kHost);
+    auto channel =
+        Channel::create(std::move(sockets->first), *arena_, *layout_, ChannelSide::kHost);
     ASSERT_TRUE(channel.ok());
     host_.emplace(std::move(*channel));
     lane_ = arena_->data() + layout_->lane_worker_to_host().offset;
-    peer_writer_ = LaneWriter(lane_, layout_->config().lane_slots, layout_->config().lane_slot_bytes);
+    peer_writer_ =
+        LaneWriter(lane_, layout_->config().lane_slots, layout_->config().lane_slot_bytes);
   }
 
   static std::vector<uint8_t> heartbeat(uint64_t id) {

@@ -1,9 +1,9 @@
 #include "pio/ipc/channel_reader.h"
 
+#include <gtest/gtest.h>
+
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "ipc_test_process.h"
 #include "pio/ipc/envelope.h"

@@ -1,6 +1,7 @@
 #include "pio/ipc/channel.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -9,8 +10,6 @@
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "ipc_test_process.h"
 #include "pio/ipc/envelope.h"
@@ -42,9 +41,9 @@ std::vector<uint8_t> build_sample(wire::Message type, uint64_t id, size_t paddin
       break;
     case wire::Message::Infer: {
       std::vector<int64_t> shape{2, 3};
-      std::vector<flatbuffers::Offset<wire::TensorDesc>> inputs{wire::CreateTensorDescDirect(
-          fbb, "x", wire::DType::BF16, &shape, wire::Device::Cpu, wire::Ring::HostToWorker, 4096,
-          12)};
+      std::vector<flatbuffers::Offset<wire::TensorDesc>> inputs{
+          wire::CreateTensorDescDirect(fbb, "x", wire::DType::BF16, &shape, wire::Device::Cpu,
+                                       wire::Ring::HostToWorker, 4096, 12)};
       body = wire::CreateInferDirect(fbb, &inputs, "infer", "{}", 1000).Union();
       break;
     }
@@ -171,7 +170,8 @@ TEST(Channel, DescriptorsPassWithAMessageAndReferToTheSameFile) {
   InboundMessage in;
   ASSERT_TRUE(peer.channel().receive(&in, deadline_after(10s)).ok());
   ASSERT_EQ(in.fds().size(), 2u);
-  struct stat original {}, returned {};
+  struct stat original {
+  }, returned{};
   ASSERT_EQ(fstat(r.get(), &original), 0);
   ASSERT_EQ(fstat(in.fds()[0].get(), &returned), 0);
   EXPECT_EQ(original.st_ino, returned.st_ino);
@@ -191,14 +191,15 @@ TEST(Channel, AFullLaneHoldsTheSenderBackAndLosesNothing) {
   for (; id <= slots; ++id) {
     ASSERT_TRUE(peer.channel().send(build_sample(wire::Message::Heartbeat, id)).ok());
   }
-  Status full = peer.channel().send(build_sample(wire::Message::Heartbeat, id), {},
-                                    deadline_after(30ms));
+  Status full =
+      peer.channel().send(build_sample(wire::Message::Heartbeat, id), {}, deadline_after(30ms));
   EXPECT_EQ(full.code(), ErrorCode::kDeadlineExceeded) << full.to_string();
   EXPECT_FALSE(peer.channel().broken());
   ASSERT_EQ(kill(peer.pid(), SIGCONT), 0);
   // Now the send that waited goes through, and every message comes back once, in order.
-  ASSERT_TRUE(peer.channel().send(build_sample(wire::Message::Heartbeat, id), {},
-                                  deadline_after(10s)).ok());
+  ASSERT_TRUE(peer.channel()
+                  .send(build_sample(wire::Message::Heartbeat, id), {}, deadline_after(10s))
+                  .ok());
   InboundMessage in;
   for (uint64_t expect = 1; expect <= id; ++expect) {
     Status s = peer.channel().receive(&in, deadline_after(10s));

@@ -1,15 +1,15 @@
 #include "pio/ipc/cuda_ipc.h"
 
+#include <cuda_runtime_api.h>
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -20,8 +20,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <cuda_runtime_api.h>
 
 #include "cuda_ipc_test_pattern.h"
 #include "pio/ipc/messages_generated.h"
@@ -177,8 +175,7 @@ class ExporterProcess {
     const std::string size = std::to_string(bytes);
     const std::string seed_text = std::to_string(seed);
     char* argv[] = {const_cast<char*>(PIO_CUDA_IPC_TEST_EXPORTER), const_cast<char*>(fd.c_str()),
-                    const_cast<char*>(size.c_str()), const_cast<char*>(seed_text.c_str()),
-                    nullptr};
+                    const_cast<char*>(size.c_str()), const_cast<char*>(seed_text.c_str()), nullptr};
     if (::posix_spawn(&pid_, PIO_CUDA_IPC_TEST_EXPORTER, nullptr, nullptr, argv, environ) != 0) {
       pid_ = -1;
     }

@@ -10,6 +10,7 @@
 //   exporter -> test: Error { code Ok (released) or the release's error, message: live count }
 // and the exporter exits 0 when the test closes the socket.
 
+#include <cuda_runtime_api.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,8 +18,6 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include <cuda_runtime_api.h>
 
 #include "cuda_ipc_test_pattern.h"
 #include "pio/ipc/cuda_ipc.h"
@@ -100,11 +99,11 @@ int main(int argc, char** argv) {
     flatbuffers::FlatBufferBuilder fbb;
     const auto message =
         fbb.CreateString(std::to_string(exporter.live_count()) + " live; " + status.to_string());
-    const auto error = pio::wire::CreateError(
-        fbb, static_cast<pio::wire::ErrorCode>(status.code()), message);
-    pio::wire::FinishEnvelopeBuffer(fbb, pio::wire::CreateEnvelope(fbb, envelope->request_id(),
-                                                                   pio::wire::Message::Error,
-                                                                   error.Union()));
+    const auto error =
+        pio::wire::CreateError(fbb, static_cast<pio::wire::ErrorCode>(status.code()), message);
+    pio::wire::FinishEnvelopeBuffer(
+        fbb, pio::wire::CreateEnvelope(fbb, envelope->request_id(), pio::wire::Message::Error,
+                                       error.Union()));
     if (!send_envelope(fd, fbb)) return fail("send of the release answer failed");
   }
   if (cudaStreamDestroy(stream) != cudaSuccess) return fail("cudaStreamDestroy failed");

@@ -1,9 +1,9 @@
 #include "pio/ipc/envelope.h"
 
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace pio::ipc {
 namespace {
@@ -68,8 +68,9 @@ TEST(VerifyEnvelope, RejectsNestingDeeperThanTheLimit) {
   std::vector<uint8_t> handle(64, 1);
   auto cuda = wire::CreateCudaIpcRefDirect(fbb, &handle, &handle, 0, 0, 1);
   std::vector<int64_t> shape{1};
-  std::vector<flatbuffers::Offset<wire::TensorDesc>> inputs{wire::CreateTensorDescDirect(
-      fbb, "x", wire::DType::F32, &shape, wire::Device::Cuda, wire::Ring::HostToWorker, 0, 4, cuda)};
+  std::vector<flatbuffers::Offset<wire::TensorDesc>> inputs{
+      wire::CreateTensorDescDirect(fbb, "x", wire::DType::F32, &shape, wire::Device::Cuda,
+                                   wire::Ring::HostToWorker, 0, 4, cuda)};
   auto infer = wire::CreateInferDirect(fbb, &inputs);
   finish_envelope(fbb, 1, wire::Message::Infer, infer.Union());
   std::vector<uint8_t> bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
@@ -117,9 +118,7 @@ TEST(VerifyEnvelope, RejectsBytesWithoutTheFileIdentifier) {
   expect_rejected(bytes, "identifier");
 }
 
-TEST(VerifyEnvelope, RejectsTinyPacketsAsTruncated) {
-  expect_rejected({1, 2, 3}, "truncated");
-}
+TEST(VerifyEnvelope, RejectsTinyPacketsAsTruncated) { expect_rejected({1, 2, 3}, "truncated"); }
 
 }  // namespace
 }  // namespace pio::ipc

@@ -50,8 +50,8 @@ int run_echo(Channel& channel) {
 
 int run_die_mid_write(ShmArena& arena, const ArenaLayout& layout) {
   // The first slot of the worker->host lane: a length and half the payload, head never published.
-  std::byte* slot = arena.data() + layout.lane_worker_to_host().offset +
-                    pio::ipc::MessageLane::kSlotsOffset;
+  std::byte* slot =
+      arena.data() + layout.lane_worker_to_host().offset + pio::ipc::MessageLane::kSlotsOffset;
   const uint32_t header[2] = {100, 1};
   std::memcpy(slot, header, sizeof(header));
   std::memset(slot + 16, 0xab, 50);
@@ -70,7 +70,8 @@ int run_scribble(Channel& first, ShmArena& arena, const ArenaLayout& layout) {
       }
       // Sometimes a plausible message number in a slot, to reach the checks behind it.
       const uint64_t slot = rng() % layout.config().lane_slots;
-      const uint64_t at = layout.lane_worker_to_host().offset + pio::ipc::MessageLane::kSlotsOffset +
+      const uint64_t at = layout.lane_worker_to_host().offset +
+                          pio::ipc::MessageLane::kSlotsOffset +
                           slot * layout.config().lane_slot_bytes + 8;
       std::atomic_ref<uint64_t>(words[at / 8]).store(rng() % 130, std::memory_order_relaxed);
       std::this_thread::sleep_for(std::chrono::microseconds(50));

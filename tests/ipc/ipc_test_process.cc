@@ -1,13 +1,12 @@
 #include "ipc_test_process.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 #include "pio/ipc/socket_packet.h"
 
@@ -51,7 +50,8 @@ PeerProcess PeerProcess::start(const std::string& mode, ArenaConfig config) {
     _exit(127);
   }
   sockets->second.reset();
-  auto channel = Channel::create(std::move(sockets->first), *p.arena_, *p.layout_, ChannelSide::kHost);
+  auto channel =
+      Channel::create(std::move(sockets->first), *p.arena_, *p.layout_, ChannelSide::kHost);
   PIO_CHECK(channel.ok());
   p.channel_ = std::make_unique<Channel>(std::move(*channel));
   return p;

@@ -48,8 +48,7 @@ class Arena {
 TEST(ShmRing, CreateRejectsAnEmptyOrOverflowingRegion) {
   EXPECT_EQ(ShmRing::create(0, 0).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(ShmRing::create(UINT64_MAX - 10, 100).status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(ShmRing::create(0, ShmRing::kMaxSize + 1).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ShmRing::create(0, ShmRing::kMaxSize + 1).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(ShmRing::create(4096, 4096).ok());
 }
 
@@ -293,8 +292,7 @@ TEST(ShmRing, RandomSequencesMatchASimpleModelAndKeepDataIntact) {
       if (do_allocate) {
         const uint64_t lengths[] = {0, 1, 7, 64, 100, 1000, 3000};
         const uint64_t alignments[] = {1, 8, 64, 256};
-        const uint64_t length =
-            rng() % 4 == 0 ? lengths[rng() % std::size(lengths)] : rng() % 2500;
+        const uint64_t length = rng() % 4 == 0 ? lengths[rng() % std::size(lengths)] : rng() % 2500;
         const uint64_t alignment = alignments[rng() % std::size(alignments)];
         const auto expected = model.allocate(length, alignment);
         auto slot = ring.allocate(length, alignment);
@@ -314,8 +312,9 @@ TEST(ShmRing, RandomSequencesMatchASimpleModelAndKeepDataIntact) {
         // No overlap with any live slot (checked directly, not through the model).
         for (const auto& [off, entry] : live) {
           const RingSlot& other = entry.first;
-          const bool disjoint = slot->offset >= other.offset + std::max<uint64_t>(other.length, 1) ||
-                                other.offset >= slot->offset + std::max<uint64_t>(length, 1);
+          const bool disjoint =
+              slot->offset >= other.offset + std::max<uint64_t>(other.length, 1) ||
+              other.offset >= slot->offset + std::max<uint64_t>(length, 1);
           ASSERT_TRUE(disjoint) << "round " << round << " step " << step;
         }
         if (slot->offset < last_offset) ++wraps;
@@ -329,8 +328,7 @@ TEST(ShmRing, RandomSequencesMatchASimpleModelAndKeepDataIntact) {
         ASSERT_TRUE(arena.intact(slot, seed)) << "round " << round << " step " << step;
         if (rng() % 10 == 0) {
           // A lying peer in between: wrong length, then an offset inside the slot.
-          ASSERT_EQ(ring.release(slot.offset, slot.length + 1).code(),
-                    ErrorCode::kInvalidArgument);
+          ASSERT_EQ(ring.release(slot.offset, slot.length + 1).code(), ErrorCode::kInvalidArgument);
           if (slot.length > 1) {
             ASSERT_EQ(ring.release(slot.offset + 1, slot.length - 1).code(),
                       ErrorCode::kInvalidArgument);

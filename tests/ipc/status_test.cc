@@ -80,7 +80,12 @@ TEST(Result, HoldsMoveOnlyValues) {
 }
 
 TEST(ResultDeathTest, ConstructingFromAnOkStatusIsABug) {
-  EXPECT_DEATH({ Result<int> r{ok_status()}; (void)r; }, "PIO_CHECK failed");
+  EXPECT_DEATH(
+      {
+        Result<int> r{ok_status()};
+        (void)r;
+      },
+      "PIO_CHECK failed");
 }
 
 }  // namespace

@@ -99,9 +99,9 @@ TEST(Dtype, EverySchemaDtypeHasASizeAndAName) {
     size_t size;
     std::string_view name;
   };
-  const Expected all[] = {{DType::F32, 4, "F32"}, {DType::F16, 2, "F16"}, {DType::BF16, 2, "BF16"},
-                          {DType::F64, 8, "F64"}, {DType::I8, 1, "I8"},   {DType::U8, 1, "U8"},
-                          {DType::I16, 2, "I16"}, {DType::I32, 4, "I32"}, {DType::I64, 8, "I64"},
+  const Expected all[] = {{DType::F32, 4, "F32"},  {DType::F16, 2, "F16"}, {DType::BF16, 2, "BF16"},
+                          {DType::F64, 8, "F64"},  {DType::I8, 1, "I8"},   {DType::U8, 1, "U8"},
+                          {DType::I16, 2, "I16"},  {DType::I32, 4, "I32"}, {DType::I64, 8, "I64"},
                           {DType::Bool, 1, "Bool"}};
   ASSERT_EQ(std::size(all), std::size(wire::EnumValuesDType()));
   for (const auto& e : all) {
@@ -121,8 +121,7 @@ TEST(Dtype, ByteSizeChecksShapeAndOverflow) {
   const int64_t huge_but_empty[] = {int64_t{1} << 62, 0, int64_t{1} << 62};
   EXPECT_EQ(*tensor_byte_size(DType::F32, huge_but_empty), 0u);
   const int64_t overflowing[] = {int64_t{1} << 31, int64_t{1} << 31, 4};
-  EXPECT_EQ(tensor_byte_size(DType::F32, overflowing).status().code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(tensor_byte_size(DType::F32, overflowing).status().code(), ErrorCode::kInvalidArgument);
   const int64_t negative[] = {4, -1};
   EXPECT_THAT(tensor_byte_size(DType::F32, negative).status().message(), HasSubstr("negative"));
   const int64_t rank9[] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
@@ -226,14 +225,16 @@ TEST_F(TensorViewTest, RejectsAnUnknownRingAndTheWrongRing) {
   raw.ring = 5;
   expect_rejected(raw, "ring", "5 is not one of HostToWorker, WorkerToHost");
   raw.ring = static_cast<uint8_t>(Ring::HostToWorker);
-  expect_rejected(raw, "ring", "is HostToWorker, but tensors in this message must be in WorkerToHost");
+  expect_rejected(raw, "ring",
+                  "is HostToWorker, but tensors in this message must be in WorkerToHost");
   EXPECT_TRUE(validate(raw, Ring::HostToWorker).ok());
 }
 
 TEST_F(TensorViewTest, RejectsAnUnknownDtype) {
   RawDesc raw;
   raw.dtype = 42;
-  expect_rejected(raw, "dtype", "42 is not one of F32, F16, BF16, F64, I8, U8, I16, I32, I64, Bool");
+  expect_rejected(raw, "dtype",
+                  "42 is not one of F32, F16, BF16, F64, I8, U8, I16, I32, I64, Bool");
 }
 
 TEST_F(TensorViewTest, RejectsRankAboveTheLimit) {
@@ -336,14 +337,12 @@ TEST(BuildTensorDesc, RefusesWhatTheReaderWouldRefuse) {
   flatbuffers::FlatBufferBuilder fbb;
   const int64_t shape[] = {4, 8};
   const RingSlot slot{4096, 64};
-  EXPECT_THAT(build_tensor_desc(fbb, "x", DType::F32, shape, Ring::HostToWorker, slot)
-                  .status()
-                  .message(),
-              HasSubstr("needs 128 bytes"));
-  EXPECT_EQ(build_tensor_desc(fbb, "", DType::U8, shape, Ring::HostToWorker, {4096, 32})
-                .status()
-                .code(),
-            ErrorCode::kInvalidArgument);
+  EXPECT_THAT(
+      build_tensor_desc(fbb, "x", DType::F32, shape, Ring::HostToWorker, slot).status().message(),
+      HasSubstr("needs 128 bytes"));
+  EXPECT_EQ(
+      build_tensor_desc(fbb, "", DType::U8, shape, Ring::HostToWorker, {4096, 32}).status().code(),
+      ErrorCode::kInvalidArgument);
   EXPECT_EQ(build_tensor_desc(fbb, "x", static_cast<DType>(99), shape, Ring::HostToWorker, slot)
                 .status()
                 .code(),
@@ -369,7 +368,8 @@ TEST(ValidateTensorDesc, RefusesAShapeVectorThatIsNotEightByteAligned) {
   const auto* moved = flatbuffers::GetRoot<wire::TensorDesc>(shifted);
   ASSERT_NE(reinterpret_cast<uintptr_t>(moved->shape()->Data()) % 8, 0u);
   std::vector<std::byte> arena(kRingOffset + kRingSize);
-  auto view = validate_tensor_desc(moved, Ring::WorkerToHost, {arena.data(), kRingOffset, kRingSize});
+  auto view =
+      validate_tensor_desc(moved, Ring::WorkerToHost, {arena.data(), kRingOffset, kRingSize});
   ASSERT_FALSE(view.ok());
   EXPECT_NE(view.status().message().find("not 8-byte aligned"), std::string::npos)
       << view.status().message();

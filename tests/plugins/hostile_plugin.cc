@@ -41,9 +41,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <optional>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -274,11 +274,13 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
     std::thread scribbler;
     if (kMode == "scribble") {
       if (auto arena = arena_from(inputs)) {
-        scribbler = std::thread([a = *arena] { scribble_arena(a, std::chrono::milliseconds(300)); });
+        scribbler =
+            std::thread([a = *arena] { scribble_arena(a, std::chrono::milliseconds(300)); });
       }
     }
     for (const auto& input : inputs) {
-      PIO_ASSIGN_OR_RETURN(auto out, call.allocate_output(input.name(), input.dtype(), input.shape()));
+      PIO_ASSIGN_OR_RETURN(auto out,
+                           call.allocate_output(input.name(), input.dtype(), input.shape()));
       if (!out.empty()) std::memcpy(out.data(), input.bytes().data(), out.size());
     }
     if (scribbler.joinable()) scribbler.join();
@@ -330,7 +332,8 @@ class HostilePlugin final : public pio::sdk::TextModelPlugin {
       ++emitted;
     }
     // 1, not 0: the worker runtime replaces a count of 0 with its own.
-    if (kMode == "underreport_usage") return pio::sdk::GenerateResult{pio::sdk::FinishReason::kStop, 0, 1};
+    if (kMode == "underreport_usage")
+      return pio::sdk::GenerateResult{pio::sdk::FinishReason::kStop, 0, 1};
     return pio::sdk::GenerateResult{pio::sdk::FinishReason::kStop, 0, emitted};
   }
 

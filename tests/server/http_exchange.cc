@@ -81,8 +81,9 @@ std::string error_code_of(const nlohmann::json& error) {
 
 std::string post(const std::string& target, const std::string& body, const std::string& api_key) {
   return "POST " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" +
-         auth_header(api_key) + "Content-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body;
+         auth_header(api_key) +
+         "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
 }
 
 std::string get(const std::string& target, const std::string& api_key) {
@@ -107,8 +108,8 @@ Outcome classify(const std::string& raw, bool chat, bool stream) {
         out.kind = Outcome::kError;
         out.error_code = error_code_of(j["error"]);
       } else {
-        out.why = "HTTP " + std::to_string(out.status) + " without an error body: " +
-                  body.substr(0, 300);
+        out.why =
+            "HTTP " + std::to_string(out.status) + " without an error body: " + body.substr(0, 300);
       }
       return out;
     }

@@ -11,10 +11,9 @@
 // A worker runs one generation at a time, so each plugin's clients queue behind each other: the
 // request deadlines below are sized for the longest queue, not for one stream.
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -75,8 +74,10 @@ struct Tally {
 
   void fail(std::string what) {
     std::lock_guard lock(mu);
-    if (failures.size() < 10) failures.push_back(std::move(what));
-    else if (failures.size() == 10) failures.push_back("(more)");
+    if (failures.size() < 10)
+      failures.push_back(std::move(what));
+    else if (failures.size() == 10)
+      failures.push_back("(more)");
   }
   size_t failure_count() {
     std::lock_guard lock(mu);
@@ -86,15 +87,17 @@ struct Tally {
 
 class ServerLoadTest : public host::testing::HostFixture {};
 
-TEST_F(ServerLoadTest, SixtyFourStreamsWithAWorkerKilledEveryTenSecondsLoseOnlyTheKilledWorkersRequests) {
+TEST_F(ServerLoadTest,
+       SixtyFourStreamsWithAWorkerKilledEveryTenSecondsLoseOnlyTheKilledWorkersRequests) {
   install_hostile("slow_drip");
   // Restart fast and never quarantine: the kills are the test, not a reason to give up.
-  const nlohmann::json restart = {{"max_crashes", 1000}, {"window_ms", 60000},
-                                  {"backoff_initial_ms", 5}, {"backoff_max_ms", 50}};
+  const nlohmann::json restart = {{"max_crashes", 1000},
+                                  {"window_ms", 60000},
+                                  {"backoff_initial_ms", 5},
+                                  {"backoff_max_ms", 50}};
   make_host(nlohmann::json(
                 {{"plugins",
-                  {{"echo",
-                    {{"config", {{"token_delay_ms", 5}}}, {"request_deadline_ms", 100000}}},
+                  {{"echo", {{"config", {{"token_delay_ms", 5}}}, {"request_deadline_ms", 100000}}},
                    {kVictim,
                     {{"model_roots", {(root_ / "models").string()}},
                      {"request_deadline_ms", 100000},
@@ -130,8 +133,9 @@ TEST_F(ServerLoadTest, SixtyFourStreamsWithAWorkerKilledEveryTenSecondsLoseOnlyT
         std::unique_lock lock(stop_mu);
         if (stop_cv.wait_for(lock, milliseconds(100), [&] { return stopping; })) break;
       }
-      const std::string got = exchange(
-          port, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", seconds(1));
+      const std::string got =
+          exchange(port, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                   seconds(1));
       const auto now = Clock::now();
       const int64_t gap = std::chrono::duration_cast<milliseconds>(now - last).count();
       if (gap > longest_health_gap_ms) longest_health_gap_ms = gap;
@@ -161,8 +165,10 @@ TEST_F(ServerLoadTest, SixtyFourStreamsWithAWorkerKilledEveryTenSecondsLoseOnlyT
         continue;
       }
       last_pid = status->pid;
-      if (::kill(status->pid, SIGKILL) == 0) ++kills;
-      else kill_problems.push_back("kill(" + std::to_string(status->pid) + ") failed");
+      if (::kill(status->pid, SIGKILL) == 0)
+        ++kills;
+      else
+        kill_problems.push_back("kill(" + std::to_string(status->pid) + ") failed");
     }
   });
 
@@ -174,11 +180,11 @@ TEST_F(ServerLoadTest, SixtyFourStreamsWithAWorkerKilledEveryTenSecondsLoseOnlyT
         std::string text, request;
         if (victim) {
           text = "abcdefgh";  // 2.4 s at slow_drip's 300 ms a character
-          request = post("/v1/completions", nlohmann::json({{"model", kVictim},
-                                                            {"prompt", text},
-                                                            {"max_tokens", 16},
-                                                            {"stream", true}})
-                                                .dump());
+          request =
+              post("/v1/completions",
+                   nlohmann::json(
+                       {{"model", kVictim}, {"prompt", text}, {"max_tokens", 16}, {"stream", true}})
+                       .dump());
         } else {
           text = echo_text(c, r);
           request = post("/v1/chat/completions",
@@ -223,10 +229,11 @@ TEST_F(ServerLoadTest, SixtyFourStreamsWithAWorkerKilledEveryTenSecondsLoseOnlyT
   server.reset();
 
   const auto run_s = std::chrono::duration<double>(clients_done - begin).count();
-  std::printf("load: %.1f s, %d echo streams, %d victim streams completed and %d ended by one of "
-              "%d kills, /healthz answered %d times (longest gap %lld ms)\n",
-              run_s, tally.echo_completed, tally.victim_completed, tally.victim_crashed, kills,
-              health_answers.load(), static_cast<long long>(longest_health_gap_ms.load()));
+  std::printf(
+      "load: %.1f s, %d echo streams, %d victim streams completed and %d ended by one of "
+      "%d kills, /healthz answered %d times (longest gap %lld ms)\n",
+      run_s, tally.echo_completed, tally.victim_completed, tally.victim_crashed, kills,
+      health_answers.load(), static_cast<long long>(longest_health_gap_ms.load()));
   for (const auto& f : tally.failures) ADD_FAILURE() << f;
   for (const auto& p : kill_problems) ADD_FAILURE() << p;
   // Kills at 5 s, 15 s, ... before the end of the run.
@@ -255,9 +262,11 @@ TEST_F(ServerLoadTest, SixtyFourStreamsWithAWorkerKilledEveryTenSecondsLoseOnlyT
   }
   EXPECT_EQ(host::testing::count_open_fds(), fds_before);
   const size_t rss_after = host::testing::resident_bytes();
-  const double growth_mib = (static_cast<double>(rss_after) - static_cast<double>(rss_before)) / (1 << 20);
+  const double growth_mib =
+      (static_cast<double>(rss_after) - static_cast<double>(rss_before)) / (1 << 20);
   std::printf("load: fds %zu before, %zu after; RSS %.1f MiB before, growth %.1f MiB\n", fds_before,
-              host::testing::count_open_fds(), static_cast<double>(rss_before) / (1 << 20), growth_mib);
+              host::testing::count_open_fds(), static_cast<double>(rss_before) / (1 << 20),
+              growth_mib);
   EXPECT_LT(growth_mib, 16.0);
 }
 

@@ -127,7 +127,8 @@ size_t count_cgroups(const std::string& instance) {
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator("/sys/fs/cgroup", ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec) && it->path().filename().string().find(instance) != std::string::npos) {
+    if (it->is_directory(ec) &&
+        it->path().filename().string().find(instance) != std::string::npos) {
       ++n;
       it.disable_recursion_pending();
     }
@@ -137,8 +138,8 @@ size_t count_cgroups(const std::string& instance) {
 
 struct Tally {
   std::mutex mu;
-  std::map<std::string, int> counts;      // "<kind> <outcome>" -> requests
-  std::vector<std::string> lost;          // the first few requests that were not answered cleanly
+  std::map<std::string, int> counts;  // "<kind> <outcome>" -> requests
+  std::vector<std::string> lost;      // the first few requests that were not answered cleanly
   int lost_total = 0;
 
   void count(const std::string& what) {
@@ -178,8 +179,10 @@ int main(int argc, char** argv) {
   ::chmod(root.c_str(), 0755);
 
   const std::string instance = "pio-soak-" + std::to_string(::getpid());
-  const Json restart = {{"max_crashes", 100000}, {"window_ms", 60000},
-                        {"backoff_initial_ms", 10}, {"backoff_max_ms", 200}};
+  const Json restart = {{"max_crashes", 100000},
+                        {"window_ms", 60000},
+                        {"backoff_initial_ms", 10},
+                        {"backoff_max_ms", 200}};
   Json config = {
       {"policy_dir", PIO_SOAK_POLICY_DIR},
       {"worker_path", PIO_SOAK_WORKER_PATH},
@@ -192,7 +195,8 @@ int main(int argc, char** argv) {
         {"limits", {{"memory_mb", 256}, {"pids", 32}}},
         {"restart", restart}}},
       {"plugins",
-       {{"echo", {{"model_roots", {(root / "models").string()}}, {"config", {{"token_delay_ms", 2}}}}}}},
+       {{"echo",
+         {{"model_roots", {(root / "models").string()}}, {"config", {{"token_delay_ms", 2}}}}}}},
       {"server",
        {{"tenants",
          {{"steady", {{"api_keys_sha256", {sha256_hex(root, kSteadyKey)}}, {"models", {"*"}}}},
@@ -341,9 +345,12 @@ int main(int argc, char** argv) {
             kSteadyKey);
         const Outcome got = classify(exchange(port, request, kRequestTimeout), false, true);
         const std::string kind = std::string(name) + " ";
-        if (got.kind == Outcome::kCompleted) tally.count(kind + "completed");
-        else if (got.kind == Outcome::kError) tally.count(kind + "error " + got.error_code);
-        else tally.lose(kind + std::to_string(r) + ": " + got.why);
+        if (got.kind == Outcome::kCompleted)
+          tally.count(kind + "completed");
+        else if (got.kind == Outcome::kError)
+          tally.count(kind + "error " + got.error_code);
+        else
+          tally.lose(kind + std::to_string(r) + ": " + got.why);
       }
     });
   }
@@ -359,8 +366,10 @@ int main(int argc, char** argv) {
       if (health.rfind("HTTP/1.1 200", 0) == 0) last = now;
       for (const char* target : {"/metrics", "/admin/plugins"}) {
         const std::string got = exchange(port, get(target, kAdminKey), seconds(10));
-        if (got.rfind("HTTP/1.1 200", 0) == 0) tally.count(std::string("admin ") + target);
-        else tally.lose(std::string("admin ") + target + ": " + got.substr(0, 200));
+        if (got.rfind("HTTP/1.1 200", 0) == 0)
+          tally.count(std::string("admin ") + target);
+        else
+          tally.lose(std::string("admin ") + target + ": " + got.substr(0, 200));
       }
     }
   });

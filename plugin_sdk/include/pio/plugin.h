@@ -153,8 +153,9 @@ typedef struct pio_generate_request {
   size_t prompt_len;
   const int32_t* prompt_token_ids;
   size_t n_prompt_token_ids;
-  const char* messages_json; /* a JSON array of {"role", "content"} objects, or an object
-                                {"messages": [...], "tools": [...], "chat_template_kwargs": {...}} */
+  const char*
+      messages_json; /* a JSON array of {"role", "content"} objects, or an object
+                        {"messages": [...], "tools": [...], "chat_template_kwargs": {...}} */
   size_t messages_json_len;
   const pio_sampling_params* params;
   /* Only for a plugin whose table lists PIO_PLUGIN_CAPABILITY_RESUME, and only when struct_size

@@ -46,7 +46,8 @@ class Host {
  public:
   // Starts the loop thread and the sandbox launcher (cgroup parent). Fails when the launcher
   // cannot be set up (no cgroup access, missing worker or policies).
-  static Result<std::unique_ptr<Host>> create(host::HostConfig config = host::default_host_config());
+  static Result<std::unique_ptr<Host>> create(
+      host::HostConfig config = host::default_host_config());
   // Kills every worker, waits for them, removes their cgroups and the scratch dir it made.
   ~Host();
   Host(const Host&) = delete;

@@ -31,7 +31,8 @@
 //   "start_timeout_ms": 10000,             // spawn to ready (Hello + Initialize + load_model)
 //   "shutdown_timeout_ms": 2000,           // Shutdown to exit, then SIGKILL
 //   "ring_mb": 4,                          // each tensor ring of the worker's arena
-//   "restart": { "max_crashes": 5, "window_ms": 60000,      // more crashes in the window: quarantine
+//   "restart": { "max_crashes": 5, "window_ms": 60000,      // more crashes in the window:
+//   quarantine
 //                "backoff_initial_ms": 100, "backoff_max_ms": 10000 }
 // }
 //
@@ -91,8 +92,8 @@ struct PluginSettings {
 
 struct HostConfig {
   std::vector<std::filesystem::path> plugin_dirs;
-  std::filesystem::path policy_dir;   // resolved (never empty after parse/defaults)
-  std::filesystem::path worker_path;  // resolved
+  std::filesystem::path policy_dir;    // resolved (never empty after parse/defaults)
+  std::filesystem::path worker_path;   // resolved
   std::filesystem::path scratch_root;  // empty: the Host makes a private one
   std::string instance_name;           // empty: pio<pid>
   std::optional<std::string> cgroup_base;
@@ -116,6 +117,5 @@ HostConfig default_host_config();
 // Where the defaults are looked for (for messages and `pio doctor`).
 std::filesystem::path default_policy_dir();
 std::filesystem::path default_worker_path();
-
 
 }  // namespace pio::host

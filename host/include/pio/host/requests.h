@@ -36,8 +36,8 @@ struct InputTensor {
 
 struct InferRequest {
   std::vector<InputTensor> inputs;
-  std::string command;             // "" = infer; a plugin command = execute; "pio.*" = SDK verbs
-  std::string params_json;         // for commands
+  std::string command;      // "" = infer; a plugin command = execute; "pio.*" = SDK verbs
+  std::string params_json;  // for commands
   std::optional<std::chrono::milliseconds> deadline;  // default: the host config's
 };
 
@@ -100,7 +100,14 @@ struct GenerateResult {
 using TokenCallback = std::function<bool(const TokenChunk&)>;
 
 enum class PluginState {
-  kStarting, kReady, kDraining, kStopped, kCrashed, kBackoff, kRestarting, kQuarantined,
+  kStarting,
+  kReady,
+  kDraining,
+  kStopped,
+  kCrashed,
+  kBackoff,
+  kRestarting,
+  kQuarantined,
 };
 std::string_view plugin_state_name(PluginState state);
 

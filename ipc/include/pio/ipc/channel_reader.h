@@ -8,11 +8,10 @@
 // the handler returns (move its fds out if you keep them). stop() must be called on that thread
 // (or before the loop runs); the Channel must outlive the reader.
 
-#include <functional>
-#include <memory>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <functional>
+#include <memory>
 
 #include "pio/ipc/channel.h"
 

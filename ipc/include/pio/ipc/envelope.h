@@ -32,8 +32,8 @@ Result<const wire::Envelope*> verify_envelope(std::span<const uint8_t> bytes,
 std::string_view message_type_name(wire::Message type);
 
 // Finishes `fbb` as an Envelope carrying `message` (from wire::CreateX(fbb, ...).Union()).
-void finish_envelope(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
-                     wire::Message type, flatbuffers::Offset<void> message);
+void finish_envelope(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id, wire::Message type,
+                     flatbuffers::Offset<void> message);
 
 inline std::span<const uint8_t> builder_bytes(const flatbuffers::FlatBufferBuilder& fbb) {
   return {fbb.GetBufferPointer(), fbb.GetSize()};

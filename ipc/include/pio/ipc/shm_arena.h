@@ -40,7 +40,8 @@ class ShmArena {
   int fd() const { return fd_.get(); }
 
  private:
-  ShmArena(UniqueFd fd, std::byte* base, size_t size) : fd_(std::move(fd)), base_(base), size_(size) {}
+  ShmArena(UniqueFd fd, std::byte* base, size_t size)
+      : fd_(std::move(fd)), base_(base), size_(size) {}
   void unmap();
 
   UniqueFd fd_;

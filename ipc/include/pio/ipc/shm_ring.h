@@ -92,10 +92,10 @@ class ShmRing {
 
   uint64_t base_;
   uint64_t size_;
-  uint64_t head_ = 0;  // ring position (0..size_) where the next reservation starts
-  uint64_t used_ = 0;  // bytes reserved from the tail up to head_, <= size_
-  uint64_t first_sequence_ = 0;      // sequence number of order_.front()
-  std::deque<Reservation> order_;    // reservations in allocation order, released or not
+  uint64_t head_ = 0;              // ring position (0..size_) where the next reservation starts
+  uint64_t used_ = 0;              // bytes reserved from the tail up to head_, <= size_
+  uint64_t first_sequence_ = 0;    // sequence number of order_.front()
+  std::deque<Reservation> order_;  // reservations in allocation order, released or not
   // Live (unreleased) slots by arena offset. Live slots never overlap, and a slot of length 0
   // still reserves one byte, so these offsets are unique.
   std::map<uint64_t, Live> live_;

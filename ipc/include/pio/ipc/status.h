@@ -98,7 +98,7 @@ class [[nodiscard]] Result {
   static_assert(!std::is_same_v<std::decay_t<T>, Status>, "Result<Status> makes no sense");
 
  public:
-  Result(T value) : state_(std::in_place_index<1>, std::move(value)) {}  // NOLINT: implicit
+  Result(T value) : state_(std::in_place_index<1>, std::move(value)) {}        // NOLINT: implicit
   Result(Status status) : state_(std::in_place_index<0>, std::move(status)) {  // NOLINT: implicit
     PIO_CHECK(!std::get<0>(state_).ok());
   }
@@ -133,9 +133,9 @@ class [[nodiscard]] Result {
 }  // namespace pio
 
 // Returns the Status of `expr` from the enclosing function when it is not ok.
-#define PIO_RETURN_IF_ERROR(expr)            \
-  do {                                       \
-    ::pio::Status pio_status_ = (expr);      \
+#define PIO_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::pio::Status pio_status_ = (expr);        \
     if (!pio_status_.ok()) return pio_status_; \
   } while (0)
 

@@ -85,11 +85,8 @@ Result<TensorView> validate_tensor_desc(const wire::TensorDesc* desc, wire::Ring
 // Writer side: a CPU TensorDesc for a tensor written into `slot` of `ring`. Checks what
 // validate_tensor_desc() will check of it (name, dtype, shape against slot.length), so a writer
 // never sends what the reader refuses.
-Result<flatbuffers::Offset<wire::TensorDesc>> build_tensor_desc(flatbuffers::FlatBufferBuilder& fbb,
-                                                                std::string_view name,
-                                                                wire::DType dtype,
-                                                                std::span<const int64_t> shape,
-                                                                wire::Ring ring,
-                                                                const RingSlot& slot);
+Result<flatbuffers::Offset<wire::TensorDesc>> build_tensor_desc(
+    flatbuffers::FlatBufferBuilder& fbb, std::string_view name, wire::DType dtype,
+    std::span<const int64_t> shape, wire::Ring ring, const RingSlot& slot);
 
 }  // namespace pio::ipc
