@@ -220,6 +220,8 @@ TEST_F(HostilePluginTest, ACrashInTheMiddleOfAStreamEndsItAsWorkerCrashed) {
   });
   expect_crash(r.status(), "signal 11 (SEGV)");
   EXPECT_EQ(seen, "abc");
+  // The plugin does not resume generations: the crash ends the stream, nothing is retried.
+  EXPECT_EQ(host_->plugin_status(name_)->crashes, 1u);
   expect_echo_answers();
 }
 

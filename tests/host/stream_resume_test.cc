@@ -133,21 +133,6 @@ TEST_F(StreamResumeTest, ARequestThatCrashesItsWorkerTwiceEndsWithTheCrash) {
   expect_echo_answers();
 }
 
-TEST_F(StreamResumeTest, APluginThatCannotResumeEndsTheStreamWithTheCrashAsBefore) {
-  start_hostile("crash_mid_stream");
-  ASSERT_FALSE(HasFailure());
-  std::string seen;
-  auto r = host_->generate_stream(name_, "abcdef", {.max_tokens = 100}, [&](const TokenChunk& c) {
-    seen += c.text;
-    return true;
-  });
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kWorkerCrashed) << r.status().to_string();
-  EXPECT_EQ(seen, "abc");
-  EXPECT_EQ(host_->plugin_status(name_)->crashes, 1u);
-  EXPECT_EQ(host_->plugin_status(name_)->resumed, 0u);
-}
-
 TEST_F(StreamResumeTest, ANonStreamingGenerationWhoseWorkerIsKilledIsAnsweredInFull) {
   make_host(R"({"plugins": {"echo": {"config": {"token_delay_ms": 5}}}})");
   ASSERT_FALSE(HasFailure());
