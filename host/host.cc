@@ -140,7 +140,7 @@ struct Host::Impl {
 
   // Starts a supervisor for `activation` under `key` (loop thread); done(ok) once ready.
   void start_supervisor(const std::string& key, const std::string& instance, Activation activation,
-                        std::function<void(Status)> done) {
+                        const std::function<void(Status)>& done) {
     if (active.contains(key)) {
       return done(failed_precondition_error(fmt::format(
           "plugin \"{}\" is already active (deactivate_plugin first to restart it)", key)));
@@ -211,8 +211,8 @@ struct Host::Impl {
   }
 
   void submit_generate(std::string_view name, std::string prompt, std::string messages_json,
-                       host::GenerateOptions options, host::TokenCallback on_chunk,
-                       std::function<void(Result<host::GenerateResult>)> done);
+                       const host::GenerateOptions& options, host::TokenCallback on_chunk,
+                       const std::function<void(Result<host::GenerateResult>)>& done);
 };
 
 Host::Host(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -530,9 +530,9 @@ Result<host::InferOutputs> Host::execute_plugin(std::string_view name, host::Inf
 }
 
 void Host::Impl::submit_generate(std::string_view name, std::string prompt,
-                                 std::string messages_json, host::GenerateOptions options,
+                                 std::string messages_json, const host::GenerateOptions& options,
                                  host::TokenCallback on_chunk,
-                                 std::function<void(Result<host::GenerateResult>)> done) {
+                                 const std::function<void(Result<host::GenerateResult>)>& done) {
   auto found = find_active(name);
   if (!found.ok()) return done(found.status());
   std::shared_ptr<PluginSupervisor> supervisor = *found;

@@ -429,8 +429,11 @@ void PluginSupervisor::become_ready() {
 
 void PluginSupervisor::submit(uint64_t id, Submission submission) {
   switch (state_) {
-    case PluginState::kReady:
-      return send_request(id, std::move(submission), Clock::now() + deadline_of(submission));
+    case PluginState::kReady: {
+      // The deadline is read before the submission moves: argument order is unspecified.
+      const auto deadline = Clock::now() + deadline_of(submission);
+      return send_request(id, std::move(submission), deadline);
+    }
     case PluginState::kStarting:
     case PluginState::kCrashed:
     case PluginState::kBackoff:

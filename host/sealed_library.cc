@@ -11,6 +11,7 @@
 
 #include "fmt/format.h"
 #include "pio/host/sha256.h"
+#include "pio/ipc/errno_text.h"
 
 namespace pio::host {
 namespace {
@@ -46,7 +47,7 @@ Result<UniqueFd> seal_plugin_library(const PluginManifest& manifest) {
     return not_found_error(
         fmt::format("plugin \"{}\": library {} is missing or not a regular file (manifest {}){}",
                     manifest.name, library, manifest.manifest_path.string(),
-                    file.valid() ? "" : fmt::format(": {}", std::strerror(open_errno))));
+                    file.valid() ? "" : fmt::format(": {}", errno_text(open_errno))));
   }
   const std::string name = fmt::format("pio-plugin-{}", manifest.name);
   UniqueFd copy(memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC));

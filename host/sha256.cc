@@ -43,7 +43,7 @@ Result<std::string> sha256_fd_hex(int fd, std::string_view what) {
     return internal_error("sha256: OpenSSL digest final failed");
   }
   std::string hex;
-  hex.reserve(length * 2);
+  hex.reserve(size_t{length} * 2);
   for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
   return hex;
 }

@@ -18,7 +18,9 @@ std::atomic_ref<T> shared_word(std::byte* region, uint64_t offset) {
   return std::atomic_ref<T>(*reinterpret_cast<T*>(region + offset));
 }
 
-Status violation(std::string what) { return invalid_argument_error("protocol violation: " + what); }
+Status violation(const std::string& what) {
+  return invalid_argument_error("protocol violation: " + what);
+}
 
 }  // namespace
 

@@ -7,11 +7,13 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "pio/ipc/errno_text.h"
+
 namespace pio {
 
 void check_failed(const char* condition, const char* file, int line) {
   std::fprintf(stderr, "PIO_CHECK failed: %s at %s:%d\n", condition, file, line);
-  std::fflush(stderr);
+  (void)std::fflush(stderr);
   std::abort();
 }
 
@@ -126,7 +128,7 @@ Status errno_status(std::string_view what, int err) {
     default:
       break;
   }
-  return Status(code, fmt::format("{}: {} (errno {})", what, std::strerror(err), err));
+  return Status(code, fmt::format("{}: {} (errno {})", what, errno_text(err), err));
 }
 
 }  // namespace pio

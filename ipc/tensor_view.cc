@@ -96,26 +96,20 @@ std::string shape_text(std::span<const int64_t> shape) {
 
 size_t dtype_size(wire::DType dtype) {
   switch (dtype) {
-    case wire::DType::F32:
-      return 4;
-    case wire::DType::F16:
-      return 2;
-    case wire::DType::BF16:
-      return 2;
-    case wire::DType::F64:
-      return 8;
     case wire::DType::I8:
-      return 1;
     case wire::DType::U8:
-      return 1;
-    case wire::DType::I16:
-      return 2;
-    case wire::DType::I32:
-      return 4;
-    case wire::DType::I64:
-      return 8;
     case wire::DType::Bool:
       return 1;
+    case wire::DType::F16:
+    case wire::DType::BF16:
+    case wire::DType::I16:
+      return 2;
+    case wire::DType::F32:
+    case wire::DType::I32:
+      return 4;
+    case wire::DType::F64:
+    case wire::DType::I64:
+      return 8;
   }
   return 0;
 }

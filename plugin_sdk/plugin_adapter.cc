@@ -23,26 +23,20 @@ namespace pio::sdk {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::kF32:
-      return 4;
-    case DType::kF16:
-      return 2;
-    case DType::kBF16:
-      return 2;
-    case DType::kF64:
-      return 8;
     case DType::kI8:
-      return 1;
     case DType::kU8:
-      return 1;
-    case DType::kI16:
-      return 2;
-    case DType::kI32:
-      return 4;
-    case DType::kI64:
-      return 8;
     case DType::kBool:
       return 1;
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kI16:
+      return 2;
+    case DType::kF32:
+    case DType::kI32:
+      return 4;
+    case DType::kF64:
+    case DType::kI64:
+      return 8;
   }
   return 0;
 }
@@ -107,13 +101,13 @@ pio_error* guarded(const pio_host_services* host, const char* verb, Body&& body)
     return to_error(host, body());
   } catch (const std::exception& e) {
     char message[1024];
-    std::snprintf(message, sizeof(message), "%s: uncaught exception in the plugin: %s", verb,
-                  e.what());
+    (void)std::snprintf(message, sizeof(message), "%s: uncaught exception in the plugin: %s", verb,
+                        e.what());
     return host->error_new(PIO_ERROR_INTERNAL, message);
   } catch (...) {
     char message[256];
-    std::snprintf(message, sizeof(message),
-                  "%s: uncaught exception in the plugin (not a std::exception)", verb);
+    (void)std::snprintf(message, sizeof(message),
+                        "%s: uncaught exception in the plugin (not a std::exception)", verb);
     return host->error_new(PIO_ERROR_INTERNAL, message);
   }
 }

@@ -30,7 +30,7 @@
 namespace pio::sandbox {
 namespace {
 
-constexpr size_t kChildStackBytes = 256 * 1024;
+constexpr size_t kChildStackBytes = size_t{256} * 1024;
 constexpr int kPidfdIdType = 3;  // P_PIDFD (Linux 5.4)
 static_assert(kSlotControl == kControlFd && kSlotArena == kArenaFd &&
               kSlotStage2 == kStage2FilterFd && kSlotLibrary == kPluginLibraryFd);
@@ -59,7 +59,9 @@ std::vector<std::string> expand_globs(const std::vector<std::string>& patterns) 
   std::vector<std::string> out;
   for (const std::string& pattern : patterns) {
     glob_t g{};
-    if (glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g) == 0) {
+    // glibc calls glob MT-unsafe for changes of the environment or locale while it runs (and for
+    // SIGALRM); the host changes neither after it starts.
+    if (glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g) == 0) {  // NOLINT(concurrency-mt-unsafe)
       for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
     }
     globfree(&g);
@@ -408,9 +410,11 @@ Result<std::shared_ptr<Worker>> WorkerLauncher::spawn(const CompiledPolicy& comp
 
   std::string path = request.worker_path.string();
   std::vector<std::string> args_storage;
+  args_storage.reserve(request.args.size() + 1);
   args_storage.push_back(path);
   for (const std::string& a : request.args) args_storage.push_back(a);
   std::vector<char*> argv;
+  argv.reserve(args_storage.size() + 1);
   for (std::string& a : args_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
   char* envp[] = {nullptr};

@@ -105,7 +105,9 @@ MountTree MountTree::build(const MountTreeInput& input) {
       std::string component = path.substr(begin, end - begin);
       begin = end + 1;
       if (component.empty() || component == ".") continue;
-      std::string next = current + "/" + component;
+      std::string next = current;
+      next += '/';
+      next += component;
       struct stat st {};
       if (lstat(next.c_str(), &st) != 0) return;  // absent: skipped, as Landlock skips it
       if (S_ISLNK(st.st_mode)) {

@@ -90,7 +90,7 @@ int spawn_child_main(void* arg) {
   }
   sigset_t none;
   sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  pthread_sigmask(SIG_SETMASK, &none, nullptr);
   // The environment is empty: nothing of the host's (tokens, paths) reaches the worker.
   execve(plan->exec_path, plan->argv, plan->envp);
   fail(plan, SpawnStep::kExec, errno);

@@ -34,11 +34,16 @@ Worker::Worker(boost::asio::io_context& io, pid_t pid, UniqueFd pidfd, std::stri
       on_exit_(std::move(on_exit)) {}
 
 Worker::~Worker() {
-  if (!exit_) {
-    syscall(SYS_pidfd_send_signal, pidfd_.native_handle(), SIGKILL, nullptr, 0);
-    context_.killed_by_host = true;
-    on_exit_ = nullptr;  // nobody is left to tell
+  if (exit_) return;
+  syscall(SYS_pidfd_send_signal, pidfd_.native_handle(), SIGKILL, nullptr, 0);
+  context_.killed_by_host = true;
+  on_exit_ = nullptr;  // nobody is left to tell
+  // The kill is sent; what can throw below is bookkeeping (logging, out of memory), and a
+  // destructor that throws ends the host.
+  try {
     reap(true);
+  } catch (...) {
+    // Nothing is left to report to.
   }
 }
 
@@ -116,7 +121,8 @@ void Worker::reap(bool blocking) {
                         std::chrono::duration_cast<std::chrono::microseconds>(
                             micros(usage.ru_utime) + micros(usage.ru_stime)),
                         counters, context_);
-  pidfd_.close();
+  boost::system::error_code closed;
+  pidfd_.close(closed);  // the descriptor is gone either way
   if (on_exit_) {
     auto callback = std::move(on_exit_);
     callback(*exit_);

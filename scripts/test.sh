@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, checks formatting, builds (2 cores), runs every test.
-#   1. the main build (g++, warnings as errors) and all its ctest suites;
+# The test command: installs what is missing, checks formatting, builds (2 cores), runs clang-tidy,
+# runs every test.
+#   1. the main build (g++, warnings as errors), clang-tidy on its sources, all its ctest suites;
 #   2. a clang build with AddressSanitizer + UndefinedBehaviorSanitizer of the suites that parse
 #      untrusted bytes (listed in PIO_ASAN_SUITES), and a short smoke run of every fuzz target.
 # Environment: PIO_BUILD_DIR (default build), PIO_FUZZ_SECONDS (default 20 per target).
@@ -20,6 +21,9 @@ jobs=${PIO_JOBS:-2}
 echo "== configure + build ($build)"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIO_WERROR=ON >/dev/null
 cmake --build "$build" -j"$jobs"
+
+echo "== static analysis (scripts/check-style.sh: clang-tidy as .clang-tidy configures it)"
+PIO_FORMAT=0 PIO_JOBS="$jobs" bash scripts/check-style.sh "$build"
 
 echo "== tests"
 (cd "$build" && ctest --output-on-failure -j"$jobs" --timeout 600)

@@ -12,12 +12,15 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <thread>
 
 #include "pio/host/host.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s PLUGIN_DIR [PLUGIN_NAME]\n", argv[0]);
     return 2;
@@ -71,4 +74,17 @@ int main(int argc, char** argv) {
                 after->last_crash.c_str());
   }
   return pio::Status(host.deactivate_plugin(plugin)).ok() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The host reports its failures as Status; what can still throw here is the example's own
+  // string handling (out of memory).
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pio_embed_example: %s\n", e.what());
+    return 1;
+  }
 }

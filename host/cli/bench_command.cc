@@ -169,7 +169,7 @@ Status run_bench(const BenchCommand& c) {
     fmt::print("total    {:.1f} ms a run (median); {} tokens in {:.2f} s\n", median(total),
                generated, wall_s);
   }
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   return ok_status();
 }
 

@@ -172,7 +172,7 @@ Result<RunningPlugin> RunningPlugin::start(const HostOptions& options, const Plu
   const bool tty = ::isatty(STDERR_FILENO) == 1;
   std::fprintf(stderr, "loading %s from %s...%s", plugin.plugin.c_str(), model.c_str(),
                tty ? " " : "\n");
-  std::fflush(stderr);
+  (void)std::fflush(stderr);
   const auto started = std::chrono::steady_clock::now();
   host::ActivateOptions activate;
   activate.config_json = std::move(plugin_config_json);

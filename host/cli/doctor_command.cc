@@ -312,7 +312,7 @@ Status run_doctor(const DoctorCommand& c) {
                            : fmt::format("NOT OK: {} problem(s), each with what to do, on stderr",
                                          problems.size()));
   }
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   if (!problems.empty()) return failed_precondition_error(join(problems, "\n  "));
   return ok_status();
 }

@@ -193,7 +193,7 @@ Status run_inspect(const InspectCommand& c) {
     }
     if (model_info) doc["model_info"] = *model_info;
     std::fputs(json_line(doc).c_str(), stdout);
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     return ok_status();
   }
 
@@ -243,7 +243,7 @@ Status run_inspect(const InspectCommand& c) {
   row("deadlines", fmt::format("request {} ms, start {} ms", s.request_deadline.count(),
                                s.start_timeout.count()));
   if (model_info) row("model_info", server::json_text(*model_info));
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   return ok_status();
 }
 

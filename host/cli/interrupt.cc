@@ -31,9 +31,9 @@ void watch() {
       continue;
     }
     // Die of the signal itself, so the shell sees what ended pio.
-    signal(sig, SIG_DFL);
+    (void)signal(sig, SIG_DFL);
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-    raise(sig);
+    (void)raise(sig);
   }
 }
 

@@ -41,7 +41,7 @@ Status run_list(const HostOptions& options) {
                terminal_text(m.description));
   }
   for (const auto& s : skipped) fmt::print("skipped: {}\n", terminal_text(s.message()));
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   return ok_status();
 }
 

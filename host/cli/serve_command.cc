@@ -80,7 +80,7 @@ Status run_serve(const ServeCommand& command) {
       "-d '{\"model\": \"%s\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}], "
       "\"max_tokens\": 32}'\n",
       c.address.c_str(), server->port(), running.name().c_str());
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   interrupt::arm();
   while (!interrupt::cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   interrupt::disarm();

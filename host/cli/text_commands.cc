@@ -73,8 +73,8 @@ host::TokenCallback stream_chunks(bool quiet) {
   return [quiet](const host::TokenChunk& chunk) {
     if (!quiet) {
       const std::string shown = terminal_text(chunk.text);
-      std::fwrite(shown.data(), 1, shown.size(), stdout);
-      std::fflush(stdout);
+      (void)std::fwrite(shown.data(), 1, shown.size(), stdout);
+      (void)std::fflush(stdout);
     }
     return !interrupt::cancelled();
   };
@@ -108,7 +108,7 @@ Status run_generate(const GenerateCommand& c) {
   }
   // The newline ends what was streamed, also when the generation failed half way.
   if (!c.json) std::fputc('\n', stdout);
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   if (interrupted) return cancelled_error("interrupted");
   return result.status();
 }
@@ -131,7 +131,7 @@ Status run_chat(const ChatCommand& c) {
   while (true) {
     if (interactive) {
       std::fputs("> ", stdout);
-      std::fflush(stdout);
+      (void)std::fflush(stdout);
     }
     if (!std::getline(std::cin, line) || line == "/exit") break;
     if (line.empty()) continue;
@@ -147,7 +147,7 @@ Status run_chat(const ChatCommand& c) {
         running.host().chat(running.name(), json_line(request), options, stream_chunks(false));
     interrupt::disarm();
     std::fputc('\n', stdout);
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     if (!answer.ok()) return answer.status();
     messages.push_back({{"role", "assistant"}, {"content", answer->text}});
   }

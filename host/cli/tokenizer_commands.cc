@@ -84,7 +84,7 @@ Status run_tokenize(const InputCommand& c) {
                          running.host().execute_plugin(running.name(), std::move(request)));
     PIO_ASSIGN_OR_RETURN(ordered_json ids, answer_of(out, "tokenize", "token_ids"));
     std::fputs(json_line({{"ids", std::move(ids)}}).c_str(), stdout);
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     return ok_status();
   });
 }
@@ -109,13 +109,13 @@ Status run_render_chat(const InputCommand& c) {
     if (!out.ok()) return out.status().with_context(where);
     PIO_ASSIGN_OR_RETURN(ordered_json rendered, answer_of(*out, "render_chat", "rendered"));
     std::fputs(json_line({{"rendered", std::move(rendered)}}).c_str(), stdout);
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     return ok_status();
   });
 }
 
 CLI::App* add_input_command(CLI::App& app, const char* name, const char* description,
-                            const char* jsonl_help, std::shared_ptr<InputCommand> c) {
+                            const char* jsonl_help, const std::shared_ptr<InputCommand>& c) {
   CLI::App* sub = app.add_subcommand(name, description);
   add_host_options(sub, &c->host);
   add_plugin_options(sub, &c->plugin);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "json_text.h"
 #include "pio/sandbox/policy.h"
@@ -101,7 +102,7 @@ std::variant<ApiError, AdminWork> route_admin(const AdminRequest& request,
     host::ActivateOptions options;
     if (body.contains("model_path")) options.model_path = body["model_path"].get<std::string>();
     if (body.contains("config")) options.config_json = json_text(body["config"]);
-    return AdminWork([name, options, load](Host& host) -> Result<std::string> {
+    return AdminWork([name, options, load = std::move(load)](Host& host) -> Result<std::string> {
       PIO_RETURN_IF_ERROR(load(host, name, options));
       return json_text(Json({{"loaded", name}}));
     });

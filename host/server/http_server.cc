@@ -579,8 +579,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void post_stream_end(std::string tail, Status failure, bool keep_alive) {
-    on_network_thread("a stream's end", [self = shared_from_this(), tail = std::move(tail), failure,
-                                         keep_alive]() mutable {
+    on_network_thread("a stream's end", [self = shared_from_this(), tail = std::move(tail),
+                                         failure = std::move(failure), keep_alive]() mutable {
       if (!self->header_sent_ && !failure.ok()) {
         self->streaming_ = false;
         return self->respond_error(api_error_from(failure), keep_alive);

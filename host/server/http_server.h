@@ -54,7 +54,7 @@ namespace pio::server {
 struct ServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 8000;  // 0: any free port (see HttpServer::port)
-  size_t max_header_bytes = 16 * 1024;
+  size_t max_header_bytes = size_t{16} * 1024;
   size_t max_body_bytes = 4u << 20;
   // From the first byte of a request until its last: a slow client is dropped after this.
   std::chrono::milliseconds request_timeout{10'000};

@@ -30,7 +30,7 @@ class Discard : public std::enable_shared_from_this<Discard> {
   beast::tcp_stream& stream_;
   size_t left_;
   std::function<void()> done_;
-  std::array<char, 64 * 1024> buffer_;
+  std::array<char, size_t{64} * 1024> buffer_;
 };
 
 }  // namespace

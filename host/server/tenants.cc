@@ -110,7 +110,7 @@ Result<ServerConfig> parse_server_config(std::string_view server_json, std::stri
     for (const auto& [key, ignored] : value.items()) {
       if (key != "api_keys_sha256" && key != "models" && key != "max_concurrent" &&
           key != "requests_per_minute" && key != "tokens_per_minute") {
-        return field_error(source, path + "." + key, "unknown field");
+        return field_error(source, fmt::format("{}.{}", path, key), "unknown field");
       }
     }
     Tenant t;

@@ -248,7 +248,7 @@ WorkerExitCode WorkerLoop::shutdown(std::optional<uint64_t> id, uint32_t deadlin
                             "without cleanup",
                             api_.name, deadline_ms)));
       }
-      std::fflush(stderr);
+      (void)std::fflush(stderr);
       std::_Exit(static_cast<int>(WorkerExitCode::kOk));
     }
   }

@@ -15,7 +15,9 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -169,4 +171,15 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run(argc, argv); }
+int main(int argc, char** argv) {
+  // What escapes (a plugin's C++ exception thrown through the loop, out of memory) still ends the
+  // worker as a crash, but the host's crash report quotes what it was from the stderr tail.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pio-worker: uncaught exception: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "pio-worker: uncaught exception of an unknown type\n");
+  }
+  std::abort();
+}

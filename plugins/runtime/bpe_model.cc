@@ -1,6 +1,9 @@
 #include "internal/bpe_model.h"
 
+#include <fmt/format.h>
+
 #include <queue>
+#include <utility>
 
 namespace pio::runtime::internal {
 
@@ -13,7 +16,7 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab, bool ignore_m
 }
 
 BpeModel::BpeModel(BpeModel&& other) noexcept
-    : alphabet_(other.alphabet_),
+    : alphabet_(std::move(other.alphabet_)),
       vocab_(std::move(other.vocab_)),
       merges_(std::move(other.merges_)),
       byte_ids_(other.byte_ids_),
@@ -30,8 +33,9 @@ Result<BpeModel> BpeModel::create(std::unordered_map<std::string, int32_t> vocab
     const auto r = model.vocab_.find(right);
     const auto m = model.vocab_.find(left + right);
     if (l == model.vocab_.end() || r == model.vocab_.end() || m == model.vocab_.end()) {
-      return invalid_argument_error("merge " + std::to_string(rank) + " (\"" + left + "\", \"" +
-                                    right + "\") uses or makes a token that is not in the vocab");
+      return invalid_argument_error(
+          fmt::format("merge {} (\"{}\", \"{}\") uses or makes a token that is not in the vocab",
+                      rank, left, right));
     }
     // A pair listed twice keeps its first (best) rank.
     model.merges_.emplace(pair_key(l->second, r->second),

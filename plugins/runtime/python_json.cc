@@ -38,7 +38,7 @@ void append_string(const std::string& s, std::string& out) {
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buffer[8];
-          std::snprintf(buffer, sizeof(buffer), "\\u%04x", static_cast<unsigned>(c));
+          (void)std::snprintf(buffer, sizeof(buffer), "\\u%04x", static_cast<unsigned>(c));
           out += buffer;
         } else {
           out.push_back(c);
@@ -85,8 +85,8 @@ void append_float(double v, std::string& out) {
       out.append(digits, 1);
     }
     char exp_text[16];
-    std::snprintf(exp_text, sizeof(exp_text), "e%c%02d", exponent < 0 ? '-' : '+',
-                  std::abs(exponent));
+    (void)std::snprintf(exp_text, sizeof(exp_text), "e%c%02d", exponent < 0 ? '-' : '+',
+                        std::abs(exponent));
     out += exp_text;
   } else if (decpt <= 0) {
     out += "0.";

@@ -13,7 +13,9 @@ namespace pio::runtime {
 namespace {
 
 struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
+  void operator()(std::FILE* f) const {
+    (void)std::fclose(f);
+  }  // error paths only: success closes and checks
 };
 
 Status write_all(std::FILE* f, const void* data, size_t size, const std::string& path) {

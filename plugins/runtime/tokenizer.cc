@@ -229,7 +229,7 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text) {
     const auto token_bytes_of = [&](const std::string& text) {
       // A token outside the byte-level alphabet decodes to its own UTF-8 text.
       auto bytes = alphabet.decode(text);
-      return bytes.has_value() ? std::move(*bytes) : text;
+      return bytes.has_value() ? *std::move(bytes) : text;
     };
     for (const auto& [text, id] : state->bpe.vocab()) {
       state->bytes_by_id[static_cast<size_t>(id)] = token_bytes_of(text);

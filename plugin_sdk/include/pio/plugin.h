@@ -35,6 +35,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* A C header: its types are named as C names them, not as the C++ code's CamelCase. */
+/* NOLINTBEGIN(readability-identifier-naming) */
 
 #define PIO_PLUGIN_ABI_VERSION 1u
 
@@ -305,6 +307,7 @@ PIO_PLUGIN_EXPORT const pio_plugin_api* pio_plugin_entry(uint32_t abi_version);
 
 typedef const pio_plugin_api* (*pio_plugin_entry_fn)(uint32_t abi_version);
 
+/* NOLINTEND(readability-identifier-naming) */
 #ifdef __cplusplus
 }
 #endif

@@ -144,7 +144,10 @@ class [[nodiscard]] Result {
 // `PIO_ASSIGN_OR_RETURN(auto x, make_x());` declares x from a Result or returns its Status.
 #define PIO_ASSIGN_OR_RETURN(lhs, expr) \
   PIO_ASSIGN_OR_RETURN_IMPL_(PIO_CONCAT_(pio_result_, __LINE__), lhs, expr)
+// `lhs` is a declaration and `tmp` a name: neither can take parentheses.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define PIO_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                               \
   if (!tmp.ok()) return tmp.status();              \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

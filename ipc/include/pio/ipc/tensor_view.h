@@ -14,7 +14,7 @@
 
 #include <flatbuffers/flatbuffers.h>
 
-#include <boost/container/small_vector.hpp>
+#include <boost/container/static_vector.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -53,7 +53,9 @@ struct TensorDescLimits {
   size_t max_name_bytes = 256;
 };
 
-using TensorShape = boost::container::small_vector<int64_t, kMaxTensorRank>;
+// A shape never outgrows kMaxTensorRank (parsing refuses more), so it lives inline: no
+// allocation, and moves that cannot throw.
+using TensorShape = boost::container::static_vector<int64_t, kMaxTensorRank>;
 
 // A checked descriptor, copied out of the packet: only `data` still points into shared memory.
 struct TensorView {
